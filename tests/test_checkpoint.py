@@ -1,0 +1,112 @@
+"""The checkpoint file: round trips, atomic writes, and refusal of every file that is not ours."""
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+import vaegen
+from vaegen import checkpoint
+from vaegen.data import collate
+from vaegen.errors import CheckpointError
+
+
+def test_round_trip_gives_identical_outputs(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    loaded = checkpoint.load(tiny_checkpoint)
+    copy = tmp_path / "copy.pt"
+    checkpoint.save(copy, loaded.config, loaded.tokenizer, loaded.model, loaded.train_state)
+    again = checkpoint.load(copy)
+    assert again.config == loaded.config and again.tokenizer.model_bytes == loaded.tokenizer.model_bytes
+    batch = collate(loaded.tokenizer.encode(["a dog sees the river .", "the cat paints an open door again ."]))
+    first = loaded.model(batch.tokens, batch.lengths, batch.decoder_inputs, None)
+    second = again.model(batch.tokens, batch.lengths, batch.decoder_inputs, None)
+    assert torch.equal(first.logits, second.logits) and torch.equal(first.mu, second.mu)
+    assert vaegen.load(copy, "cpu").sample(5, seed=3) == vaegen.load(tiny_checkpoint, "cpu").sample(5, seed=3)
+
+
+def test_file_holds_only_plain_values(tiny_checkpoint: Path) -> None:
+    payload = torch.load(tiny_checkpoint, weights_only=True)
+    assert payload["format"] == checkpoint.FORMAT and payload["version"] == checkpoint.VERSION
+    assert set(payload) == {"format", "version", "config", "tokenizer", "model", "train_state"}
+    assert isinstance(payload["tokenizer"], bytes) and "optimizer" in payload["train_state"]
+
+
+def test_save_is_atomic_and_leaves_no_temporary_files(tiny_checkpoint: Path, tmp_path: Path, monkeypatch) -> None:
+    loaded = checkpoint.load(tiny_checkpoint)
+    target = tmp_path / "model.pt"
+    checkpoint.save(target, loaded.config, loaded.tokenizer, loaded.model, {})
+    before = target.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError):
+        checkpoint.save(target, loaded.config, loaded.tokenizer, loaded.model, {})
+    assert target.read_bytes() == before
+    assert os.listdir(tmp_path) == ["model.pt"]
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_pickle_that_would_run_code_is_refused_unexecuted(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    payload = RunsCode()
+    payload.marker = marker
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": checkpoint.FORMAT, "version": 1, "x": payload}, evil)
+    with pytest.raises(CheckpointError, match="would run code"):
+        checkpoint.load(evil)
+    assert not marker.exists()
+    raw = tmp_path / "raw.pkl"
+    raw.write_bytes(pickle.dumps(payload))
+    with pytest.raises(CheckpointError):
+        checkpoint.load(raw)
+    assert not marker.exists()
+
+
+def test_damaged_and_foreign_files_are_refused(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(tiny_checkpoint.read_bytes()[:5000])
+    noise = tmp_path / "noise.pt"
+    noise.write_bytes(os.urandom(4096))
+    state_dict = tmp_path / "state_dict.pt"
+    torch.save(torch.nn.Linear(2, 2).state_dict(), state_dict)
+    future = tmp_path / "future.pt"
+    payload = torch.load(tiny_checkpoint, weights_only=True)
+    torch.save({**payload, "version": checkpoint.VERSION + 1}, future)
+    cases = {truncated: "truncated or damaged", noise: "not a readable", state_dict: "not a vaegen checkpoint",
+             future: "newer than this vaegen", tmp_path / "missing.pt": "does not exist", tmp_path: "is a directory"}
+    for path, fragment in cases.items():
+        with pytest.raises(CheckpointError, match=fragment):
+            checkpoint.load(path)
+
+
+def test_check_writable(tmp_path: Path) -> None:
+    existing = tmp_path / "x.pt"
+    existing.write_bytes(b"keep me")
+    with pytest.raises(CheckpointError, match="already exists"):
+        checkpoint.check_writable(existing, overwrite=False)
+    checkpoint.check_writable(existing, overwrite=True)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        checkpoint.check_writable(tmp_path / "no" / "x.pt", overwrite=False)
+    with pytest.raises(CheckpointError, match="is a directory"):
+        checkpoint.check_writable(tmp_path, overwrite=True)
+    assert existing.read_bytes() == b"keep me"
+
+
+def test_locate_prefers_flag_then_environment(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VAEGEN_CHECKPOINT", "from_env.pt")
+    assert checkpoint.locate(Path("flag.pt")) == Path("flag.pt")
+    assert checkpoint.locate(None) == Path("from_env.pt")
+    monkeypatch.delenv("VAEGEN_CHECKPOINT")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        checkpoint.locate(None)
+    (tmp_path / "vaegen.pt").write_bytes(b"")
+    assert checkpoint.locate(None) == Path("vaegen.pt")

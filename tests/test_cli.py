@@ -1,0 +1,147 @@
+"""The real `vaegen` command end to end, and its answers to user errors: one line, no traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY
+from vaegen.cli import run
+
+
+def vaegen_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed CLI as a user would, in its own process."""
+    return subprocess.run([sys.executable, "-m", "vaegen", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300)
+
+
+def assert_user_error(result: subprocess.CompletedProcess[str] | tuple[int, str], fragment: str) -> None:
+    code, stderr = (result.returncode, result.stderr) if isinstance(result, subprocess.CompletedProcess) else result
+    assert code != 0
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], stderr
+
+
+def run_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = run(list(args))
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_sample_interpolate_end_to_end(english_corpus: Path, tmp_path: Path) -> None:
+    trained = vaegen_cli("train", str(english_corpus), "--config", str(TINY), "--no-progress", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    assert "holding out 20 of 400 lines" in trained.stderr and "tokenizer: unigram" in trained.stderr
+    assert "valid: NLL" in trained.stderr
+    assert (tmp_path / "vaegen.pt").is_file() and (tmp_path / "vaegen.metrics.jsonl").is_file()
+
+    sampled = vaegen_cli("sample", "--n", "5", "--seed", "7", cwd=tmp_path)
+    assert sampled.returncode == 0, sampled.stderr
+    lines = sampled.stdout.splitlines()
+    assert len(lines) == 5 and sampled.stdout == vaegen_cli("sample", "--n", "5", "--seed", "7", cwd=tmp_path).stdout
+    assert any(word in sampled.stdout for word in ("the", "a", "."))
+
+    walk = vaegen_cli("interpolate", "the cat sees the river .", "a dog paints an open door again .",
+                      "--steps", "5", cwd=tmp_path)
+    assert walk.returncode == 0, walk.stderr
+    assert len(walk.stdout.splitlines()) == 5 and walk.stderr == ""
+
+    unseen = vaegen_cli("interpolate", "", "ΩΩ unseen ΩΩ", cwd=tmp_path)
+    assert unseen.returncode == 0 and len(unseen.stdout.splitlines()) == 7
+    assert "warning:" in unseen.stderr and "Ω" in unseen.stderr
+
+
+def test_training_is_deterministic_for_a_seed(english_corpus: Path, tmp_path: Path, capsys) -> None:
+    outputs = []
+    for name in ("a.pt", "b.pt"):
+        out = tmp_path / name
+        assert run(["train", str(english_corpus), "--config", str(TINY), "--out", str(out), "--no-progress",
+                    "--max-steps", "30", "--seed", "5"]) == 0
+        outputs.append(torch.load(out, weights_only=True))
+    first, second = (o["model"] for o in outputs)
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert outputs[0]["train_state"]["valid"] == outputs[1]["train_state"]["valid"]
+
+
+def test_existing_checkpoint_is_not_overwritten(english_corpus: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "vaegen.pt"
+    out.write_bytes(b"precious")
+    result = run_in_process(capsys, "train", str(english_corpus), "--config", str(TINY), "--out", str(out))
+    assert_user_error(result, "already exists; pass --force")
+    assert out.read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (None, "does not exist"),
+    (b"", "no text (empty or blank lines only)"),
+    (b"\n\n   \n", "no text"),
+    (b"good line\n\xc3\x28 broken\n", "not valid UTF-8 (line 2)"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "NUL byte"),
+])
+def test_bad_corpus_is_refused_in_one_line(tmp_path: Path, capsys, content: bytes | None, fragment: str) -> None:
+    corpus = tmp_path / "corpus.txt"
+    if content is not None:
+        corpus.write_bytes(content)
+    result = run_in_process(capsys, "train", str(corpus), "--config", str(TINY), "--out", str(tmp_path / "m.pt"))
+    assert_user_error(result, fragment)
+    assert not (tmp_path / "m.pt").exists()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--set", "train.epocs=3"], "unknown key 'train.epocs'"),
+    (["--set", "train.lr=-1"], "train.lr must be positive"),
+    (["--config", "missing.toml"], "not found"),
+    (["--epochs", "0"], "Invalid value for '--epochs'"),
+    (["--out", "no/such/dir/m.pt"], "does not exist; create it"),
+])
+def test_bad_settings_are_refused_before_training(english_corpus: Path, tmp_path: Path, capsys,
+                                                  args: list[str], fragment: str) -> None:
+    result = run_in_process(capsys, "train", str(english_corpus), "--config", str(TINY), "--out",
+                            str(tmp_path / "m.pt"), *args)
+    assert_user_error(result, fragment)
+
+
+def test_missing_checkpoint_says_how_to_train(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VAEGEN_CHECKPOINT", raising=False)
+    assert_user_error(run_in_process(capsys, "sample"), "vaegen train CORPUS")
+    assert_user_error(run_in_process(capsys, "interpolate", "a", "b", "-c", "nope.pt"), "does not exist")
+
+
+def test_bad_checkpoint_file_is_refused(tmp_path: Path, capsys) -> None:
+    bogus = tmp_path / "bogus.pt"
+    bogus.write_bytes(os.urandom(1000))
+    assert_user_error(run_in_process(capsys, "sample", "-c", str(bogus)), "not a readable vaegen checkpoint")
+    assert bogus.stat().st_size == 1000
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["sample", "--n", "0"], "Invalid value for '--n'"),
+    (["sample", "--n", "-3"], "Invalid value for '--n'"),
+    (["sample", "--n", "99999999"], "Invalid value for '--n'"),
+    (["sample", "--temperature", "0"], "Invalid value for '--temperature'"),
+    (["interpolate", "a", "b", "--steps", "1"], "Invalid value for '--steps'"),
+    (["sample", "--bogus"], "No such option"),
+])
+def test_bad_flag_values_are_refused(tiny_checkpoint: Path, capsys, args: list[str], fragment: str) -> None:
+    assert_user_error(run_in_process(capsys, *args, "-c", str(tiny_checkpoint)), fragment)
+
+
+def test_errors_through_a_real_process_have_no_traceback(tmp_path: Path) -> None:
+    result = vaegen_cli("train", "missing.txt", cwd=tmp_path)
+    assert result.returncode == 1
+    assert_user_error(result, "corpus missing.txt does not exist")
+    assert vaegen_cli("sample", "--n", "0", cwd=tmp_path).returncode == 2
+
+
+def test_help_reads_like_documentation() -> None:
+    result = subprocess.run([sys.executable, "-m", "vaegen", "train", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for option in ("--config", "--set", "--epochs", "--max-steps", "--seed", "--out", "--valid", "--force"):
+        assert option in result.stdout

@@ -1,0 +1,92 @@
+"""The objective's math on tiny tensors, against closed forms and torch.distributions."""
+
+import math
+
+import pytest
+import torch
+from torch.distributions import Normal, kl_divergence as torch_kl
+
+from vaegen.config import AnnealConfig
+from vaegen.objectives import kl_divergence, kl_weight, reconstruction_nll, vae_loss, word_dropout
+from vaegen.tokenizer import BOS_ID, PAD_ID, UNK_ID
+
+
+def test_kl_matches_torch_distributions() -> None:
+    torch.manual_seed(0)
+    mu, logvar = torch.randn(5, 7), torch.randn(5, 7)
+    expected = torch_kl(Normal(mu, (0.5 * logvar).exp()), Normal(0.0, 1.0)).sum(-1)
+    assert torch.allclose(kl_divergence(mu, logvar), expected, atol=1e-5)
+
+
+def test_kl_matches_monte_carlo_estimate() -> None:
+    generator = torch.Generator().manual_seed(1)
+    mu = torch.tensor([[0.5, -1.0, 2.0]])
+    logvar = torch.tensor([[-1.0, 0.3, 0.0]])
+    q = Normal(mu, (0.5 * logvar).exp())
+    z = mu + (0.5 * logvar).exp() * torch.randn(400_000, 3, generator=generator)
+    estimate = (q.log_prob(z) - Normal(0.0, 1.0).log_prob(z)).sum(-1).mean()
+    assert kl_divergence(mu, logvar).item() == pytest.approx(estimate.item(), abs=0.02)
+
+
+def test_kl_is_zero_only_at_the_prior() -> None:
+    assert kl_divergence(torch.zeros(2, 4), torch.zeros(2, 4)).abs().max().item() == 0.0
+    assert (kl_divergence(torch.full((2, 4), 0.1), torch.zeros(2, 4)) > 0).all()
+
+
+def test_logistic_schedule() -> None:
+    config = AnnealConfig(schedule="logistic", k=0.0025, x0=2500)
+    assert kl_weight(2500, config) == pytest.approx(0.5)
+    assert kl_weight(0, config) == pytest.approx(1 / (1 + math.exp(6.25)))
+    assert kl_weight(10_000, config) > 0.99999
+    values = [kl_weight(s, config) for s in range(0, 6000, 100)]
+    assert values == sorted(values)
+
+
+def test_linear_schedule() -> None:
+    config = AnnealConfig(schedule="linear", warmup_steps=100, beta_max=0.8)
+    assert [kl_weight(s, config) for s in (0, 50, 100, 500)] == pytest.approx([0.0, 0.4, 0.8, 0.8])
+
+
+def test_cyclical_schedule() -> None:
+    config = AnnealConfig(schedule="cyclical", period=100, ratio=0.5)
+    assert [kl_weight(s, config) for s in (0, 25, 50, 99, 100, 125, 250)] == pytest.approx([0, 0.5, 1, 1, 0, 0.5, 1])
+
+
+def test_constant_schedule() -> None:
+    assert kl_weight(0, AnnealConfig(schedule="constant", beta_max=0.3)) == 0.3
+    assert kl_weight(10**6, AnnealConfig(schedule="constant", beta_max=0.3)) == 0.3
+
+
+def test_word_dropout_rate_and_kept_tokens() -> None:
+    tokens = torch.randint(4, 50, (200, 60))
+    tokens[:, 0] = BOS_ID
+    tokens[:, 50:] = PAD_ID
+    dropped = word_dropout(tokens, 0.3, UNK_ID, torch.Generator().manual_seed(0))
+    real = tokens[:, 1:50]
+    rate = (dropped[:, 1:50] == UNK_ID).float().mean().item()
+    assert rate == pytest.approx(0.3, abs=0.01)
+    assert (dropped[:, 0] == BOS_ID).all() and (dropped[:, 50:] == PAD_ID).all()
+    kept = dropped[:, 1:50] != UNK_ID
+    assert torch.equal(dropped[:, 1:50][kept], real[kept])
+    assert word_dropout(tokens, 0.0, UNK_ID) is tokens
+    assert (word_dropout(tokens, 1.0, UNK_ID)[:, 1:50] == UNK_ID).all()
+
+
+def test_reconstruction_nll_ignores_padding_and_sums_per_sentence() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 9)
+    targets = torch.tensor([[5, 6, 3, PAD_ID], [7, 3, PAD_ID, PAD_ID]])
+    logp = logits.log_softmax(-1)
+    expected = torch.stack([
+        -(logp[0, 0, 5] + logp[0, 1, 6] + logp[0, 2, 3]),
+        -(logp[1, 0, 7] + logp[1, 1, 3]),
+    ])
+    assert torch.allclose(reconstruction_nll(logits, targets), expected, atol=1e-5)
+
+
+def test_vae_loss_weights_kl_by_beta() -> None:
+    torch.manual_seed(0)
+    logits, targets = torch.randn(3, 5, 11), torch.randint(4, 11, (3, 5))
+    mu, logvar = torch.randn(3, 4), torch.randn(3, 4)
+    terms = vae_loss(logits, targets, mu, logvar, beta=0.25)
+    assert terms.loss.item() == pytest.approx((terms.rec + 0.25 * terms.kl).mean().item())

@@ -1,0 +1,51 @@
+"""SentencePiece training from lines: round trips, the automatic choice, unknown characters."""
+
+import pytest
+
+from conftest import chinese_lines, english_lines
+from vaegen.config import TokenizerConfig
+from vaegen.tokenizer import EOS_ID, UNK_ID, Tokenizer, cjk_share
+
+
+def test_english_round_trip_with_automatic_unigram() -> None:
+    lines = english_lines()
+    tokenizer, choice = Tokenizer.train(lines, TokenizerConfig(vocab_size=120))
+    assert choice.model_type == "unigram" and choice.character_coverage == 1.0
+    assert tokenizer.decode(tokenizer.encode(lines)) == lines
+    assert all(UNK_ID not in ids and EOS_ID not in ids for ids in tokenizer.encode(lines))
+
+
+def test_chinese_round_trip_keeps_full_width_punctuation() -> None:
+    lines = chinese_lines(300)
+    tokenizer, choice = Tokenizer.train(lines, TokenizerConfig(vocab_size=3000, character_coverage=1.0))
+    assert choice.model_type == "char"
+    assert tokenizer.decode(tokenizer.encode(lines)) == lines
+    assert "，" in tokenizer.decode(tokenizer.encode(["明月几时有，把酒问青天。"]))[0]
+    # character-level: one piece per character, no dummy-prefix piece
+    assert [len(ids) for ids in tokenizer.encode(lines)] == [len(line) for line in lines]
+
+
+@pytest.mark.parametrize("model_type", ["unigram", "bpe", "char", "word"])
+def test_each_model_type_round_trips(model_type: str) -> None:
+    lines = english_lines()
+    tokenizer, choice = Tokenizer.train(lines, TokenizerConfig(model_type=model_type, vocab_size=100))
+    assert choice.model_type == model_type
+    assert tokenizer.decode(tokenizer.encode(lines[:50])) == lines[:50]
+
+
+def test_bytes_rebuild_the_same_tokenizer() -> None:
+    tokenizer, _ = Tokenizer.train(english_lines(), TokenizerConfig(vocab_size=100))
+    again = Tokenizer(tokenizer.model_bytes)
+    assert again.encode(["a dog sees the river ."]) == tokenizer.encode(["a dog sees the river ."])
+
+
+def test_unknown_reports_unseen_characters() -> None:
+    tokenizer, _ = Tokenizer.train(chinese_lines(200), TokenizerConfig())
+    assert tokenizer.unknown("明月") == []
+    assert "Ω" in "".join(tokenizer.unknown("明月Ω"))
+
+
+def test_cjk_share() -> None:
+    assert cjk_share(["明月几时有"]) == 1.0
+    assert cjk_share(["hello world"]) == 0.0
+    assert cjk_share([""]) == 0.0

@@ -1,0 +1,5 @@
+"""`python -m vaegen` runs the CLI."""
+
+from vaegen.cli import main
+
+main()

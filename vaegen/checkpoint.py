@@ -1,0 +1,126 @@
+"""The one checkpoint file every command reads: config, tokenizer bytes, weights, training state.
+
+The file is a `torch.save` of plain values and tensors only, so it loads with
+`torch.load(weights_only=True)`: a file that tries to run code is refused, not executed. Writes go to
+a temporary file in the same directory that is then renamed over the target, so a crash at any
+moment leaves either the old file or the new one, never half of one. See docs/checkpoint.md.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+
+from vaegen.config import Config
+from vaegen.errors import CheckpointError, ConfigError
+from vaegen.model import SentenceVAE
+from vaegen.tokenizer import Tokenizer
+
+FORMAT = "vaegen-checkpoint"
+VERSION = 1
+TRAIN_HINT = "train one with `vaegen train CORPUS` or pass --checkpoint FILE"
+
+
+def save(path: Path, config: Config, tokenizer: Tokenizer, model: SentenceVAE, train_state: dict[str, Any]) -> None:
+    """Write atomically: temporary file, fsync, rename."""
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": config.to_dict(),
+        "tokenizer": tokenizer.model_bytes,
+        "model": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
+        "train_state": train_state,
+    }
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def read(path: Path) -> dict[str, Any]:
+    """Load and check the payload, turning every way a file can be wrong into a CheckpointError."""
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist; {TRAIN_HINT}")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory; pass the .pt file written by `vaegen train`")
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path} ({exc.strerror}); check its permissions")
+    with handle:
+        try:
+            with warnings.catch_warnings():  # torch warns about foreign pickle protocols; the errors below say more
+                warnings.simplefilter("ignore")
+                payload = torch.load(handle, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            if "GLOBAL" in str(exc):  # torch refused to import a class or function named in the pickle
+                raise CheckpointError(f"refused to load {path}: it holds Python objects that would run code; "
+                                      f"vaegen loads only its own checkpoints")
+            raise CheckpointError(f"{path} is not a readable vaegen checkpoint (damaged or not a checkpoint); retrain or re-download it")
+        except Exception:  # torch raises many types for a cut or corrupted archive
+            raise CheckpointError(f"{path} is not a readable vaegen checkpoint (truncated or damaged); retrain or re-download it")
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a vaegen checkpoint (no vaegen format tag); pass a file written by `vaegen train`")
+    version = payload.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise CheckpointError(f"{path} has checkpoint format version {version!r}, newer than this vaegen reads ({VERSION}); upgrade vaegen")
+    return payload
+
+
+class Loaded(NamedTuple):
+    config: Config
+    tokenizer: Tokenizer
+    model: SentenceVAE
+    train_state: dict[str, Any]
+
+
+def load(path: Path, device: torch.device | str = "cpu") -> Loaded:
+    """A ready model (in eval mode, on `device`) with its tokenizer and config; no other file needed."""
+    payload = read(path)
+    try:
+        config = Config.from_dict(payload["config"], source=f"{path} config")
+        tokenizer = Tokenizer(bytes(payload["tokenizer"]))
+        model = SentenceVAE(config.model, tokenizer.vocab_size)
+        model.load_state_dict(payload["model"])
+    except (KeyError, TypeError, RuntimeError, ConfigError) as exc:
+        raise CheckpointError(f"{path} is a damaged vaegen checkpoint ({str(exc).splitlines()[0]}); retrain or re-download it")
+    return Loaded(config, tokenizer, model.to(device).eval(), payload.get("train_state", {}))
+
+
+def check_writable(path: Path, overwrite: bool) -> None:
+    """Refuse an output path before training starts rather than after an hour of it."""
+    if path.is_dir():
+        raise CheckpointError(f"--out {path} is a directory; name a file such as {path / 'vaegen.pt'}")
+    if path.exists() and not overwrite:
+        raise CheckpointError(f"{path} already exists; pass --force to overwrite it or --out to write elsewhere")
+    directory = path.parent
+    if not directory.is_dir():
+        raise CheckpointError(f"directory {directory} does not exist; create it or choose another --out")
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError:
+        raise CheckpointError(f"cannot write in {directory}; choose another --out")
+
+
+def locate(path: Path | None) -> Path:
+    """The checkpoint to use: the one named, else $VAEGEN_CHECKPOINT, else ./vaegen.pt."""
+    if path is not None:
+        return path
+    if env := os.environ.get("VAEGEN_CHECKPOINT"):
+        return Path(env)
+    default = Path("vaegen.pt")
+    if not default.exists():
+        raise CheckpointError(f"no checkpoint: neither --checkpoint, $VAEGEN_CHECKPOINT nor ./vaegen.pt; {TRAIN_HINT}")
+    return default

@@ -1,0 +1,156 @@
+"""The `vaegen` command: parse, call the library, print.
+
+Results (sentences) go to stdout; progress, notes and errors go to stderr. A user error raised by
+the library (`VaegenError`) or a bad option ends as one `error: ...` line and a non-zero exit code,
+never a traceback. Torch is imported inside the commands, so `vaegen --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from vaegen.errors import VaegenError
+
+app = typer.Typer(
+    name="vaegen",
+    help="Train a sentence variational autoencoder on any corpus (one example per line) and generate from it.",
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+MAX_SENTENCES = 1_000_000
+MAX_STEPS = 1_000
+
+CheckpointOption = Annotated[Optional[Path], typer.Option(
+    "--checkpoint", "-c", show_default=False, dir_okay=True,
+    help="Checkpoint written by `vaegen train`. Default: $VAEGEN_CHECKPOINT, then ./vaegen.pt.")]
+DeviceOption = Annotated[Optional[str], typer.Option(
+    show_default=False, help="Torch device, e.g. cpu or cuda. Default: cuda when available, else cpu.")]
+SeedOption = Annotated[Optional[int], typer.Option(help="Random seed; the same seed gives the same output.")]
+
+
+class Schedule(str, Enum):
+    logistic = "logistic"
+    linear = "linear"
+    cyclical = "cyclical"
+    constant = "constant"
+
+
+def _note(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _load(checkpoint: Path | None, device: str | None):  # -> SentenceGenerator, imported lazily
+    from vaegen.generator import load, resolve_device
+
+    return load(checkpoint, resolve_device(device))
+
+
+@app.command()
+def train(
+    corpus: Annotated[Path, typer.Argument(show_default=False, help="UTF-8 text, one example per line.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write (the best by validation -ELBO); "
+                                      "its metrics log goes beside it as NAME.metrics.jsonl.")] = Path("vaegen.pt"),
+    valid: Annotated[Optional[Path], typer.Option(show_default=False, help="Validation lines. Default: every "
+                                                  "k-th corpus line is held out (k = 1 / data.valid_fraction).")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", show_default=False,
+                                                   help="TOML preset, e.g. configs/songci.toml.")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Option("--set", show_default=False,
+                                                           help="Override a config key: section.key=value (repeatable).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, show_default=False, help="train.epochs")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(min=1, show_default=False, help="train.max_steps: stop after this many steps")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, show_default=False, help="train.batch_size")] = None,
+    lr: Annotated[Optional[float], typer.Option(min=0.0, show_default=False, help="train.lr")] = None,
+    latent_dim: Annotated[Optional[int], typer.Option(min=1, show_default=False, help="model.latent_dim")] = None,
+    word_dropout: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, show_default=False, help="train.word_dropout")] = None,
+    anneal: Annotated[Optional[Schedule], typer.Option(show_default=False, help="anneal.schedule")] = None,
+    seed: SeedOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing checkpoint at --out.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    device: DeviceOption = None,
+) -> None:
+    """Learn a tokenizer and a sentence VAE from CORPUS and write one checkpoint file."""
+    from vaegen import checkpoint
+    from vaegen.config import load_config
+    from vaegen.data import read_lines, split_valid
+    from vaegen.generator import resolve_device
+    from vaegen.train import fit, metrics_path
+
+    flags = {"train.epochs": epochs, "train.max_steps": max_steps, "train.batch_size": batch_size, "train.lr": lr,
+             "model.latent_dim": latent_dim, "train.word_dropout": word_dropout,
+             "anneal.schedule": anneal.value if anneal else None, "train.seed": seed}
+    settings = load_config(config, (overrides or []) + [f"{key}={value}" for key, value in flags.items() if value is not None])
+    checkpoint.check_writable(out, force)
+    torch_device = resolve_device(device)
+    lines = read_lines(corpus)
+    if valid is not None:
+        train_lines, valid_lines = lines, read_lines(valid)
+    else:
+        train_lines, valid_lines = split_valid(lines, settings.data.valid_fraction, settings.data.min_valid_lines)
+        _note(f"holding out {len(valid_lines)} of {len(lines)} lines for validation (pass --valid FILE to choose them)")
+    result = fit(settings, train_lines, valid_lines, out, torch_device, progress=progress)
+    best = result.best
+    _note(f"done: {result.steps} steps, {result.epochs} epochs in {result.seconds / 60:.1f} min; best valid "
+          f"-ELBO {best.elbo:.2f} (NLL {best.rec:.2f}, KL {best.kl:.2f}) nats/sentence")
+    _note(f"checkpoint: {out}   metrics: {metrics_path(out)}")
+
+
+@app.command()
+def sample(
+    n: Annotated[int, typer.Option("--n", "-n", min=1, max=MAX_SENTENCES, help="How many sentences.")] = 10,
+    temperature: Annotated[float, typer.Option(min=0.01, max=100.0, help="Softmax temperature: below 1 is "
+                                              "safer, above 1 more varied.")] = 1.0,
+    greedy: Annotated[bool, typer.Option("--greedy", help="Take the most likely token at each step.")] = False,
+    seed: SeedOption = None,
+    checkpoint: CheckpointOption = None,
+    device: DeviceOption = None,
+) -> None:
+    """Print N sentences decoded from random points of the latent space, z ~ N(0, I)."""
+    model = _load(checkpoint, device)
+    for line in model.sample(n, temperature=temperature, greedy=greedy, seed=seed):
+        typer.echo(line)
+
+
+@app.command()
+def interpolate(
+    a: Annotated[str, typer.Argument(show_default=False, help="The first sentence.")],
+    b: Annotated[str, typer.Argument(show_default=False, help="The second sentence.")],
+    steps: Annotated[int, typer.Option(min=2, max=MAX_STEPS, help="Points on the path, both ends included.")] = 7,
+    checkpoint: CheckpointOption = None,
+    device: DeviceOption = None,
+) -> None:
+    """Walk the straight line between the codes of A and B and print a greedy decoding at each point."""
+    model = _load(checkpoint, device)
+    for text in (a, b):
+        if unknown := model.tokenizer.unknown(text):
+            _note(f"warning: {''.join(dict.fromkeys(unknown))!r} in {text!r} never appeared in training; encoded as <unk>")
+    for line in model.interpolate(a, b, steps):
+        typer.echo(line)
+
+
+def run(argv: list[str]) -> int:
+    """Run the CLI on argv and return the exit code, turning user errors into one line on stderr."""
+    try:
+        code = app(args=argv, prog_name="vaegen", standalone_mode=False)
+    except typer.TyperException as exc:
+        hint = f" (see `vaegen {exc.ctx.info_name} --help`)" if getattr(exc, "ctx", None) and exc.ctx.info_name != "vaegen" else ""
+        _note(f"error: {exc.format_message()}{hint}")
+        return exc.exit_code
+    except VaegenError as exc:
+        _note(f"error: {exc}")
+        return 1
+    except (typer.Abort, KeyboardInterrupt):
+        _note("interrupted")
+        return 130
+    return code if isinstance(code, int) else 0
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))

@@ -1,0 +1,185 @@
+"""Every hyperparameter of vaegen, with its default, in one place.
+
+A `Config` groups one dataclass per concern (data, tokenizer, model, anneal, train). Presets in
+`configs/*.toml` and `--set section.key=value` overrides are applied on top of the defaults and
+validated here, so a typo or a bad value is refused before any work starts. This module imports
+no torch, so the CLI's `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vaegen.errors import ConfigError
+
+TOKENIZER_MODELS = ("auto", "unigram", "bpe", "char", "word")
+ANNEAL_SCHEDULES = ("logistic", "linear", "cyclical", "constant")
+
+
+@dataclass
+class DataConfig:
+    max_length: int = 64  # tokens per sentence; longer sentences are truncated (and counted)
+    valid_fraction: float = 0.05  # held-out share of the corpus when no --valid file is given
+    min_valid_lines: int = 1
+
+
+@dataclass
+class TokenizerConfig:
+    model_type: str = "auto"  # auto: char for a mostly-CJK corpus, unigram otherwise
+    vocab_size: int = 8000  # an upper bound: small corpora get what they can fill
+    character_coverage: float = 0.0  # 0: 0.9995 for CJK corpora, 1.0 otherwise
+    sample_lines: int = 2_000_000  # the tokenizer learns from at most this many lines
+
+
+@dataclass
+class ModelConfig:
+    embed_dim: int = 256
+    hidden_dim: int = 256
+    latent_dim: int = 32
+    encoder_layers: int = 1
+    bidirectional: bool = True
+    decoder_layers: int = 1
+    z_to_init: bool = True  # z sets the decoder's initial hidden state
+    z_every_step: bool = True  # z is concatenated to every decoder input
+    embed_dropout: float = 0.2
+
+
+@dataclass
+class AnnealConfig:
+    schedule: str = "logistic"
+    k: float = 0.0025  # logistic slope (Bowman et al.)
+    x0: int = 2500  # logistic midpoint, in steps
+    warmup_steps: int = 5000  # linear: steps from 0 to beta_max
+    period: int = 5000  # cyclical: steps per cycle (Fu et al., 2019)
+    ratio: float = 0.5  # cyclical: share of each cycle spent increasing beta
+    beta_max: float = 1.0  # the weight every schedule rises to (constant: the weight)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    max_steps: int = 0  # 0: no limit besides epochs
+    batch_size: int = 32
+    lr: float = 1e-3
+    grad_clip: float = 5.0
+    word_dropout: float = 0.25  # share of decoder inputs replaced by <unk> (Bowman et al.)
+    seed: int = 0
+    log_every: int = 100  # steps between training lines in the metrics log
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    anneal: AnnealConfig = field(default_factory=AnnealConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> Config:
+        """Build a validated config from nested plain values; missing keys keep their defaults."""
+        config = cls()
+        for section, entries in values.items():
+            if not isinstance(entries, dict):
+                raise ConfigError(f"{source}: '{section}' must be a [section] table")
+            for key, value in entries.items():
+                _assign(config, section, key, value, source)
+        validate(config)
+        return config
+
+
+def _section(config: Config, section: str, source: str) -> Any:
+    names = [f.name for f in dataclasses.fields(config)]
+    if section not in names:
+        raise ConfigError(f"{source}: unknown section '{section}'; known sections: {', '.join(names)}")
+    return getattr(config, section)
+
+
+def _assign(config: Config, section: str, key: str, value: Any, source: str) -> None:
+    """Set section.key after checking that the key exists and the value has the default's type."""
+    target = _section(config, section, source)
+    fields = {f.name: f for f in dataclasses.fields(target)}
+    if key not in fields:
+        raise ConfigError(
+            f"{source}: unknown key '{section}.{key}'; keys of [{section}]: {', '.join(fields)}"
+        )
+    expected = type(getattr(target, key))
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not expected:
+        raise ConfigError(
+            f"{source}: '{section}.{key}' must be {expected.__name__}, got {value!r}"
+        )
+    setattr(target, key, value)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def validate(config: Config) -> None:
+    """Refuse values that would fail later or silently do nothing useful."""
+    d, t, m, a, tr = config.data, config.tokenizer, config.model, config.anneal, config.train
+    _check(d.max_length >= 1, "data.max_length must be at least 1")
+    _check(0.0 < d.valid_fraction < 1.0, "data.valid_fraction must lie strictly between 0 and 1")
+    _check(d.min_valid_lines >= 1, "data.min_valid_lines must be at least 1")
+    _check(t.model_type in TOKENIZER_MODELS, f"tokenizer.model_type must be one of {', '.join(TOKENIZER_MODELS)}")
+    _check(t.vocab_size >= 8, "tokenizer.vocab_size must be at least 8")
+    _check(0.0 <= t.character_coverage <= 1.0, "tokenizer.character_coverage must lie in [0, 1] (0 = automatic)")
+    _check(t.sample_lines >= 1, "tokenizer.sample_lines must be at least 1")
+    for name in ("embed_dim", "hidden_dim", "latent_dim", "encoder_layers", "decoder_layers"):
+        _check(getattr(m, name) >= 1, f"model.{name} must be at least 1")
+    _check(0.0 <= m.embed_dropout < 1.0, "model.embed_dropout must lie in [0, 1)")
+    _check(a.schedule in ANNEAL_SCHEDULES, f"anneal.schedule must be one of {', '.join(ANNEAL_SCHEDULES)}")
+    _check(a.k > 0, "anneal.k must be positive")
+    _check(a.warmup_steps >= 1 and a.period >= 1, "anneal.warmup_steps and anneal.period must be at least 1")
+    _check(0.0 < a.ratio <= 1.0, "anneal.ratio must lie in (0, 1]")
+    _check(a.beta_max >= 0.0, "anneal.beta_max must not be negative")
+    _check(tr.epochs >= 1, "train.epochs must be at least 1")
+    _check(tr.max_steps >= 0, "train.max_steps must not be negative (0 = no limit)")
+    _check(tr.batch_size >= 1, "train.batch_size must be at least 1")
+    _check(tr.lr > 0, "train.lr must be positive")
+    _check(tr.grad_clip > 0, "train.grad_clip must be positive")
+    _check(0.0 <= tr.word_dropout <= 1.0, "train.word_dropout must lie in [0, 1]")
+    _check(tr.log_every >= 1, "train.log_every must be at least 1")
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """Split 'section.key=value'; the value is read as TOML, or as a bare string if it is not TOML."""
+    name, sep, raw = text.partition("=")
+    section, dot, key = name.strip().partition(".")
+    if not sep or not dot or not section or not key:
+        raise ConfigError(f"--set '{text}' must look like section.key=value, e.g. train.lr=0.001")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return section, key.strip(), value
+
+
+def load_config(path: Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Defaults, then the TOML preset at `path`, then each `section.key=value` override."""
+    values: dict[str, dict[str, Any]] = {}
+    if path is not None:
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} not found; presets live in configs/ (e.g. configs/tiny.toml)")
+        except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.__class__.__name__}; pass a UTF-8 TOML file")
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}")
+    config = Config.from_dict(values, source=str(path) if path else "config")
+    for text in overrides or []:
+        section, key, value = parse_override(text)
+        _assign(config, section, key, value, source="--set")
+    validate(config)
+    return config

@@ -1,0 +1,106 @@
+"""Corpus reading, the held-out split, and length-grouped batches of token ids.
+
+A corpus is UTF-8 text with one example per line. Reading is strict, so that a wrong file is refused
+with the line at fault rather than trained on. Batches group sentences of similar length to keep
+padding small; the order of an epoch is a pure function of (seed, epoch), so a run can be resumed at
+any batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from vaegen.errors import CorpusError
+from vaegen.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+
+def read_lines(path: Path) -> list[str]:
+    """Non-blank lines of a UTF-8 file, stripped; CRLF accepted."""
+    if not path.exists():
+        raise CorpusError(f"corpus {path} does not exist; pass a UTF-8 text file with one example per line")
+    if path.is_dir():
+        raise CorpusError(f"corpus {path} is a directory; pass a UTF-8 text file with one example per line")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise CorpusError(f"cannot read corpus {path} ({exc.strerror}); check its permissions")
+    if b"\0" in raw:
+        line = raw[: raw.index(b"\0")].count(b"\n") + 1
+        raise CorpusError(f"corpus {path} holds a NUL byte on line {line}: it looks binary; pass a UTF-8 text file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise CorpusError(f"corpus {path} is not valid UTF-8 (line {line}); convert it, e.g. with iconv -t UTF-8")
+    lines = [stripped for line in text.split("\n") if (stripped := line.strip())]
+    if not lines:
+        raise CorpusError(f"corpus {path} has no text (empty or blank lines only); give it one example per line")
+    return lines
+
+
+def split_valid(lines: list[str], fraction: float, min_lines: int) -> tuple[list[str], list[str]]:
+    """Hold out every k-th line, k = 1/fraction: deterministic, and spread over the whole corpus."""
+    every = max(2, round(1 / fraction))
+    valid = lines[every - 1 :: every]
+    if len(valid) < min_lines or len(lines) - len(valid) < 1:
+        raise CorpusError(
+            f"corpus has {len(lines)} lines, too few to hold out {min_lines} for validation at "
+            f"data.valid_fraction={fraction}; add lines or pass --valid FILE"
+        )
+    train = [line for i, line in enumerate(lines) if (i + 1) % every]
+    return train, valid
+
+
+def truncate(ids: list[list[int]], max_length: int) -> tuple[list[list[int]], int]:
+    """Cut sentences to max_length tokens; returns the sentences and how many were cut."""
+    cut = sum(len(s) > max_length for s in ids)
+    return [s[:max_length] for s in ids], cut
+
+
+@dataclass
+class Batch:
+    """Sentences as `tokens` (B, T): the pieces then </s>, right-padded; `lengths` (B,) counts </s>."""
+
+    tokens: torch.Tensor
+    lengths: torch.Tensor
+
+    def to(self, device: torch.device) -> Batch:
+        return Batch(self.tokens.to(device), self.lengths.to(device))
+
+    @property
+    def decoder_inputs(self) -> torch.Tensor:
+        """(B, T): <s> then the tokens shifted right, so step t predicts tokens[:, t] (teacher forcing)."""
+        bos = torch.full_like(self.tokens[:, :1], BOS_ID)
+        return torch.cat([bos, self.tokens[:, :-1]], dim=1)
+
+
+def collate(sentences: list[list[int]]) -> Batch:
+    lengths = torch.tensor([len(s) + 1 for s in sentences])
+    tokens = torch.full((len(sentences), int(lengths.max())), PAD_ID, dtype=torch.long)
+    for row, sentence in enumerate(sentences):
+        tokens[row, : len(sentence)] = torch.tensor(sentence, dtype=torch.long)
+        tokens[row, len(sentence)] = EOS_ID
+    return Batch(tokens, lengths)
+
+
+def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Index lists for one epoch: sentences of similar length together, batches in random order.
+
+    A random permutation followed by a stable sort on length gives length-homogeneous batches whose
+    members still change from epoch to epoch.
+    """
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(len(lengths), generator=generator)
+    by_length = sorted(order.tolist(), key=lengths.__getitem__)
+    batches = [by_length[i : i + batch_size] for i in range(0, len(by_length), batch_size)]
+    shuffled = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[i] for i in shuffled]
+
+
+def eval_batches(sentences: list[list[int]], batch_size: int) -> list[Batch]:
+    """Fixed, length-sorted batches for validation and encoding (order restored by the caller if needed)."""
+    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+    return [collate([sentences[i] for i in order[j : j + batch_size]]) for j in range(0, len(order), batch_size)]

@@ -1,0 +1,89 @@
+"""The sentence VAE of Bowman et al. (2016): a GRU encoder to q(z|x), a GRU decoder p(x|z).
+
+The encoder reads the sentence (pieces then </s>) and maps its final state to the mean and log
+variance of a diagonal Gaussian posterior. The decoder is a GRU language model conditioned on z
+through its initial state and/or by z concatenated to every input embedding. The model computes
+logits only; the loss is assembled in `objectives`, and randomness (the reparameterisation noise)
+is passed in by the caller.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from vaegen.config import ModelConfig
+from vaegen.tokenizer import PAD_ID
+
+
+class Posterior(NamedTuple):
+    mu: torch.Tensor  # (B, latent_dim)
+    logvar: torch.Tensor  # (B, latent_dim)
+
+
+class VAEOutput(NamedTuple):
+    logits: torch.Tensor  # (B, T, vocab)
+    mu: torch.Tensor  # (B, latent_dim)
+    logvar: torch.Tensor  # (B, latent_dim)
+    z: torch.Tensor  # (B, latent_dim)
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor | None) -> torch.Tensor:
+    """z = mu + sigma * eps, differentiable in mu and logvar; eps None gives the posterior mean."""
+    return mu if eps is None else mu + torch.exp(0.5 * logvar) * eps
+
+
+class SentenceVAE(nn.Module):
+    def __init__(self, config: ModelConfig, vocab_size: int) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        directions = 2 if c.bidirectional else 1
+        self.embedding = nn.Embedding(vocab_size, c.embed_dim, padding_idx=PAD_ID)  # shared by both GRUs
+        self.dropout = nn.Dropout(c.embed_dropout)
+        self.encoder = nn.GRU(c.embed_dim, c.hidden_dim, c.encoder_layers, batch_first=True, bidirectional=c.bidirectional)
+        self.to_posterior = nn.Linear(directions * c.hidden_dim, 2 * c.latent_dim)
+        self.latent_to_hidden = nn.Linear(c.latent_dim, c.decoder_layers * c.hidden_dim) if c.z_to_init else None
+        decoder_input = c.embed_dim + (c.latent_dim if c.z_every_step else 0)
+        self.decoder = nn.GRU(decoder_input, c.hidden_dim, c.decoder_layers, batch_first=True)
+        self.output = nn.Linear(c.hidden_dim, vocab_size)
+
+    def encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> Posterior:
+        """tokens (B, T), lengths (B,) -> q(z|x). Packing makes the result independent of padding."""
+        embedded = self.dropout(self.embedding(tokens))  # (B, T, E)
+        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, hidden = self.encoder(packed)  # (layers * directions, B, H)
+        directions = 2 if self.config.bidirectional else 1
+        last = hidden.view(self.config.encoder_layers, directions, -1, self.config.hidden_dim)[-1]  # (D, B, H)
+        summary = last.transpose(0, 1).reshape(tokens.size(0), -1)  # (B, D * H)
+        mu, logvar = self.to_posterior(summary).chunk(2, dim=-1)
+        return Posterior(mu, logvar)
+
+    def initial_state(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, L) -> decoder hidden state (layers, B, H): tanh(W z + b), or zeros when z goes in only as input."""
+        layers, hidden = self.config.decoder_layers, self.config.hidden_dim
+        if self.latent_to_hidden is None:
+            return z.new_zeros(layers, z.size(0), hidden)
+        state = torch.tanh(self.latent_to_hidden(z))  # (B, layers * H)
+        return state.view(z.size(0), layers, hidden).transpose(0, 1).contiguous()
+
+    def decode(self, inputs: torch.Tensor, z: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """inputs (B, T) token ids, z (B, L), state (layers, B, H) -> logits (B, T, V), new state.
+
+        Called once with the whole sentence in training, and one step at a time in generation.
+        """
+        x = self.dropout(self.embedding(inputs))  # (B, T, E)
+        if self.config.z_every_step:
+            x = torch.cat([x, z.unsqueeze(1).expand(-1, x.size(1), -1)], dim=-1)  # (B, T, E + L)
+        out, state = self.decoder(x, state)  # (B, T, H)
+        return self.output(out), state
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, decoder_inputs: torch.Tensor,
+                eps: torch.Tensor | None) -> VAEOutput:
+        mu, logvar = self.encode(tokens, lengths)
+        z = reparameterize(mu, logvar, eps)
+        logits, _ = self.decode(decoder_inputs, z, self.initial_state(z))
+        return VAEOutput(logits, mu, logvar, z)
