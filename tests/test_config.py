@@ -3,8 +3,8 @@
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
+
 from vaegen.config import Config, load_config, parse_override
 from vaegen.errors import ConfigError
 

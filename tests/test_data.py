@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-import torch
 
 from vaegen.data import collate, epoch_batches, read_lines, split_valid, truncate
 from vaegen.errors import CorpusError

@@ -1,8 +1,8 @@
 """SentencePiece training from lines: round trips, the automatic choice, unknown characters."""
 
 import pytest
-
 from conftest import chinese_lines, english_lines
+
 from vaegen.config import TokenizerConfig
 from vaegen.tokenizer import EOS_ID, UNK_ID, Tokenizer, cjk_share
 

@@ -7,7 +7,7 @@ Torch is imported on first use, so that `import vaegen` (and the CLI's --help) s
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["load", "SentenceGenerator"]
+__all__ = ["SentenceGenerator", "load"]
 
 
 def __getattr__(name: str) -> Any:

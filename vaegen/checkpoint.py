@@ -68,7 +68,7 @@ def read(path: Path) -> dict[str, Any]:
                 raise CheckpointError(f"refused to load {path}: it holds Python objects that would run code; "
                                       f"vaegen loads only its own checkpoints")
             raise CheckpointError(f"{path} is not a readable vaegen checkpoint (damaged or not a checkpoint); retrain or re-download it")
-        except Exception:  # torch raises many types for a cut or corrupted archive
+        except Exception:  # noqa: BLE001 -- torch raises many types for a cut or corrupted archive
             raise CheckpointError(f"{path} is not a readable vaegen checkpoint (truncated or damaged); retrain or re-download it")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a vaegen checkpoint (no vaegen format tag); pass a file written by `vaegen train`")

@@ -10,17 +10,18 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from vaegen.errors import VaegenError
 
+if TYPE_CHECKING:
+    from vaegen.generator import SentenceGenerator
+
 app = typer.Typer(
     name="vaegen",
-    help="Train a sentence variational autoencoder on any corpus (one example per line) and generate from it.",
     add_completion=False,
-    no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
@@ -28,12 +29,12 @@ app = typer.Typer(
 MAX_SENTENCES = 1_000_000
 MAX_STEPS = 1_000
 
-CheckpointOption = Annotated[Optional[Path], typer.Option(
-    "--checkpoint", "-c", show_default=False, dir_okay=True,
+CheckpointOption = Annotated[Path | None, typer.Option(
+    "--checkpoint", "-c", show_default=False,
     help="Checkpoint written by `vaegen train`. Default: $VAEGEN_CHECKPOINT, then ./vaegen.pt.")]
-DeviceOption = Annotated[Optional[str], typer.Option(
+DeviceOption = Annotated[str | None, typer.Option(
     show_default=False, help="Torch device, e.g. cpu or cuda. Default: cuda when available, else cpu.")]
-SeedOption = Annotated[Optional[int], typer.Option(help="Random seed; the same seed gives the same output.")]
+SeedOption = Annotated[int | None, typer.Option(help="Random seed; the same seed gives the same output.")]
 
 
 class Schedule(str, Enum):
@@ -47,10 +48,17 @@ def _note(message: str) -> None:
     typer.echo(message, err=True)
 
 
-def _load(checkpoint: Path | None, device: str | None):  # -> SentenceGenerator, imported lazily
+def _load(checkpoint: Path | None, device: str | None) -> SentenceGenerator:
     from vaegen.generator import load, resolve_device
 
     return load(checkpoint, resolve_device(device))
+
+
+@app.callback(invoke_without_command=True)
+def overview(ctx: typer.Context) -> None:
+    """Train a sentence variational autoencoder on any corpus (one example per line) and generate from it."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
 
 
 @app.command()
@@ -58,19 +66,19 @@ def train(
     corpus: Annotated[Path, typer.Argument(show_default=False, help="UTF-8 text, one example per line.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write (the best by validation -ELBO); "
                                       "its metrics log goes beside it as NAME.metrics.jsonl.")] = Path("vaegen.pt"),
-    valid: Annotated[Optional[Path], typer.Option(show_default=False, help="Validation lines. Default: every "
+    valid: Annotated[Path | None, typer.Option(show_default=False, help="Validation lines. Default: every "
                                                   "k-th corpus line is held out (k = 1 / data.valid_fraction).")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", show_default=False,
+    config: Annotated[Path | None, typer.Option("--config", show_default=False,
                                                    help="TOML preset, e.g. configs/songci.toml.")] = None,
-    overrides: Annotated[Optional[list[str]], typer.Option("--set", show_default=False,
+    overrides: Annotated[list[str] | None, typer.Option("--set", show_default=False,
                                                            help="Override a config key: section.key=value (repeatable).")] = None,
-    epochs: Annotated[Optional[int], typer.Option(min=1, show_default=False, help="train.epochs")] = None,
-    max_steps: Annotated[Optional[int], typer.Option(min=1, show_default=False, help="train.max_steps: stop after this many steps")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, show_default=False, help="train.batch_size")] = None,
-    lr: Annotated[Optional[float], typer.Option(min=0.0, show_default=False, help="train.lr")] = None,
-    latent_dim: Annotated[Optional[int], typer.Option(min=1, show_default=False, help="model.latent_dim")] = None,
-    word_dropout: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, show_default=False, help="train.word_dropout")] = None,
-    anneal: Annotated[Optional[Schedule], typer.Option(show_default=False, help="anneal.schedule")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, show_default=False, help="train.epochs")] = None,
+    max_steps: Annotated[int | None, typer.Option(min=1, show_default=False, help="train.max_steps: stop after this many steps")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, show_default=False, help="train.batch_size")] = None,
+    lr: Annotated[float | None, typer.Option(min=0.0, show_default=False, help="train.lr")] = None,
+    latent_dim: Annotated[int | None, typer.Option(min=1, show_default=False, help="model.latent_dim")] = None,
+    word_dropout: Annotated[float | None, typer.Option(min=0.0, max=1.0, show_default=False, help="train.word_dropout")] = None,
+    anneal: Annotated[Schedule | None, typer.Option(show_default=False, help="anneal.schedule")] = None,
     seed: SeedOption = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing checkpoint at --out.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
