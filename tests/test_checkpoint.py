@@ -16,7 +16,7 @@ from vaegen.errors import CheckpointError
 def test_round_trip_gives_identical_outputs(tiny_checkpoint: Path, tmp_path: Path) -> None:
     loaded = checkpoint.load(tiny_checkpoint)
     copy = tmp_path / "copy.pt"
-    checkpoint.save(copy, loaded.config, loaded.tokenizer, loaded.model, loaded.train_state)
+    checkpoint.save(copy, loaded.config, loaded.tokenizer, loaded.model.state_dict(), loaded.train_state)
     again = checkpoint.load(copy)
     assert again.config == loaded.config and again.tokenizer.model_bytes == loaded.tokenizer.model_bytes
     batch = collate(loaded.tokenizer.encode(["a dog sees the river .", "the cat paints an open door again ."]))
@@ -30,13 +30,13 @@ def test_file_holds_only_plain_values(tiny_checkpoint: Path) -> None:
     payload = torch.load(tiny_checkpoint, weights_only=True)
     assert payload["format"] == checkpoint.FORMAT and payload["version"] == checkpoint.VERSION
     assert set(payload) == {"format", "version", "config", "tokenizer", "model", "train_state"}
-    assert isinstance(payload["tokenizer"], bytes) and "optimizer" in payload["train_state"]
+    assert isinstance(payload["tokenizer"], bytes) and "optimizer" in payload["train_state"]["resume"]
 
 
 def test_save_is_atomic_and_leaves_no_temporary_files(tiny_checkpoint: Path, tmp_path: Path, monkeypatch) -> None:
     loaded = checkpoint.load(tiny_checkpoint)
     target = tmp_path / "model.pt"
-    checkpoint.save(target, loaded.config, loaded.tokenizer, loaded.model, {})
+    checkpoint.save(target, loaded.config, loaded.tokenizer, loaded.model.state_dict(), {})
     before = target.read_bytes()
 
     def crash(*args, **kwargs):
@@ -44,7 +44,7 @@ def test_save_is_atomic_and_leaves_no_temporary_files(tiny_checkpoint: Path, tmp
 
     monkeypatch.setattr(torch, "save", crash)
     with pytest.raises(OSError):
-        checkpoint.save(target, loaded.config, loaded.tokenizer, loaded.model, {})
+        checkpoint.save(target, loaded.config, loaded.tokenizer, loaded.model.state_dict(), {})
     assert target.read_bytes() == before
     assert os.listdir(tmp_path) == ["model.pt"]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import pickletools
 import tempfile
 import warnings
 from pathlib import Path
@@ -27,14 +28,15 @@ VERSION = 1
 TRAIN_HINT = "train one with `vaegen train CORPUS` or pass --checkpoint FILE"
 
 
-def save(path: Path, config: Config, tokenizer: Tokenizer, model: SentenceVAE, train_state: dict[str, Any]) -> None:
-    """Write atomically: temporary file, fsync, rename."""
+def save(path: Path, config: Config, tokenizer: Tokenizer, weights: dict[str, torch.Tensor],
+         train_state: dict[str, Any]) -> None:
+    """Write atomically: temporary file, fsync, rename. `weights` is a model state_dict."""
     payload = {
         "format": FORMAT,
         "version": VERSION,
         "config": config.to_dict(),
         "tokenizer": tokenizer.model_bytes,
-        "model": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
+        "model": {name: tensor.detach().cpu() for name, tensor in weights.items()},
         "train_state": train_state,
     }
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -46,6 +48,16 @@ def save(path: Path, config: Config, tokenizer: Tokenizer, model: SentenceVAE, t
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _calls_code(path: Path) -> bool:
+    """Whether a plain pickle would call a function when loaded; pickletools only reads opcodes, runs nothing."""
+    calls = {"REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX"}
+    try:
+        with path.open("rb") as handle:
+            return any(opcode.name in calls for opcode, _, _ in pickletools.genops(handle))
+    except Exception:  # noqa: BLE001 -- not a well-formed pickle: random bytes, a cut file
+        return False
 
 
 def read(path: Path) -> dict[str, Any]:
@@ -64,7 +76,7 @@ def read(path: Path) -> dict[str, Any]:
                 warnings.simplefilter("ignore")
                 payload = torch.load(handle, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
-            if "GLOBAL" in str(exc):  # torch refused to import a class or function named in the pickle
+            if "GLOBAL" in str(exc) or _calls_code(path):
                 raise CheckpointError(f"refused to load {path}: it holds Python objects that would run code; "
                                       f"vaegen loads only its own checkpoints")
             raise CheckpointError(f"{path} is not a readable vaegen checkpoint (damaged or not a checkpoint); retrain or re-download it")

@@ -72,40 +72,57 @@ def train(
                                                    help="TOML preset, e.g. configs/songci.toml.")] = None,
     overrides: Annotated[list[str] | None, typer.Option("--set", show_default=False,
                                                            help="Override a config key: section.key=value (repeatable).")] = None,
-    epochs: Annotated[int | None, typer.Option(min=1, show_default=False, help="train.epochs")] = None,
-    max_steps: Annotated[int | None, typer.Option(min=1, show_default=False, help="train.max_steps: stop after this many steps")] = None,
-    batch_size: Annotated[int | None, typer.Option(min=1, show_default=False, help="train.batch_size")] = None,
-    lr: Annotated[float | None, typer.Option(min=0.0, show_default=False, help="train.lr")] = None,
-    latent_dim: Annotated[int | None, typer.Option(min=1, show_default=False, help="model.latent_dim")] = None,
-    word_dropout: Annotated[float | None, typer.Option(min=0.0, max=1.0, show_default=False, help="train.word_dropout")] = None,
-    anneal: Annotated[Schedule | None, typer.Option(show_default=False, help="anneal.schedule")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, show_default=False, help="Passes over the corpus (train.epochs).")] = None,
+    max_steps: Annotated[int | None, typer.Option(min=1, show_default=False, help="Stop after this many optimizer steps (train.max_steps).")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, show_default=False, help="Sentences per batch (train.batch_size).")] = None,
+    lr: Annotated[float | None, typer.Option(min=0.0, show_default=False, help="Adam learning rate (train.lr).")] = None,
+    latent_dim: Annotated[int | None, typer.Option(min=1, show_default=False, help="Dimensions of the latent code z (model.latent_dim).")] = None,
+    word_dropout: Annotated[float | None, typer.Option(min=0.0, max=1.0, show_default=False, help="Share of decoder inputs replaced by <unk> (train.word_dropout).")] = None,
+    anneal: Annotated[Schedule | None, typer.Option(show_default=False, help="KL-annealing schedule for beta (anneal.schedule).")] = None,
     seed: SeedOption = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing checkpoint at --out.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run saved at --out (after Ctrl-C, a crash "
+                                         "or to add epochs): weights, optimizer, annealing step, random state and "
+                                         "data position are restored.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Start a new run over an existing checkpoint at --out.")] = False,
+    replace_bad_bytes: Annotated[bool, typer.Option("--replace-bad-bytes", help="Read a corpus that is not valid "
+                                                    "UTF-8, replacing bad bytes with U+FFFD (default: refuse it).")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     device: DeviceOption = None,
 ) -> None:
-    """Learn a tokenizer and a sentence VAE from CORPUS and write one checkpoint file."""
+    """Learn a tokenizer and a sentence VAE from CORPUS and write one checkpoint file.
+
+    An existing checkpoint at --out is never overwritten: continue it with --resume or replace it with --force.
+    Ctrl-C or SIGTERM writes a resumable checkpoint before exiting.
+    """
     from vaegen import checkpoint
     from vaegen.config import load_config
     from vaegen.data import read_lines, split_valid
     from vaegen.generator import resolve_device
-    from vaegen.train import fit, metrics_path
+    from vaegen.train import fit, load_resumable, metrics_path
 
     flags = {"train.epochs": epochs, "train.max_steps": max_steps, "train.batch_size": batch_size, "train.lr": lr,
              "model.latent_dim": latent_dim, "train.word_dropout": word_dropout,
              "anneal.schedule": anneal.value if anneal else None, "train.seed": seed}
-    settings = load_config(config, (overrides or []) + [f"{key}={value}" for key, value in flags.items() if value is not None])
-    checkpoint.check_writable(out, force)
+    changes = (overrides or []) + [f"{key}={value}" for key, value in flags.items() if value is not None]
+    if resume:
+        if force or config is not None:
+            raise VaegenError("--resume continues the run at --out with its own config; drop --force and --config")
+        settings, payload = load_resumable(out, changes)
+    else:
+        settings, payload = load_config(config, changes), None
+        checkpoint.check_writable(out, force)
     torch_device = resolve_device(device)
-    lines = read_lines(corpus)
+    errors = "replace" if replace_bad_bytes else "strict"
+    lines = read_lines(corpus, settings.data.max_line_chars, errors)
     if valid is not None:
-        train_lines, valid_lines = lines, read_lines(valid)
+        train_lines, valid_lines = lines, read_lines(valid, settings.data.max_line_chars, errors)
     else:
         train_lines, valid_lines = split_valid(lines, settings.data.valid_fraction, settings.data.min_valid_lines)
         _note(f"holding out {len(valid_lines)} of {len(lines)} lines for validation (pass --valid FILE to choose them)")
-    result = fit(settings, train_lines, valid_lines, out, torch_device, progress=progress)
+    result = fit(settings, train_lines, valid_lines, out, torch_device, resume=payload, progress=progress)
     best = result.best
-    _note(f"done: {result.steps} steps, {result.epochs} epochs in {result.seconds / 60:.1f} min; best valid "
+    skipped = f", {result.skipped} non-finite batches skipped" if result.skipped else ""
+    _note(f"done: {result.steps} steps, {result.epochs} epochs in {result.seconds / 60:.1f} min{skipped}; best valid "
           f"-ELBO {best.elbo:.2f} (NLL {best.rec:.2f}, KL {best.kl:.2f}) nats/sentence")
     _note(f"checkpoint: {out}   metrics: {metrics_path(out)}")
 
@@ -148,12 +165,13 @@ def run(argv: list[str]) -> int:
     try:
         code = app(args=argv, prog_name="vaegen", standalone_mode=False)
     except typer.TyperException as exc:
-        hint = f" (see `vaegen {exc.ctx.info_name} --help`)" if getattr(exc, "ctx", None) and exc.ctx.info_name != "vaegen" else ""
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `vaegen {ctx.info_name} --help`)" if ctx is not None and ctx.info_name != "vaegen" else ""
         _note(f"error: {exc.format_message()}{hint}")
         return exc.exit_code
     except VaegenError as exc:
-        _note(f"error: {exc}")
-        return 1
+        _note(f"{exc.prefix}{exc}")
+        return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
         _note("interrupted")
         return 130

@@ -25,6 +25,7 @@ class DataConfig:
     max_length: int = 64  # tokens per sentence; longer sentences are truncated (and counted)
     valid_fraction: float = 0.05  # held-out share of the corpus when no --valid file is given
     min_valid_lines: int = 1
+    max_line_chars: int = 100_000  # a longer line is refused: the file is probably not one example per line
 
 
 @dataclass
@@ -69,6 +70,9 @@ class TrainConfig:
     word_dropout: float = 0.25  # share of decoder inputs replaced by <unk> (Bowman et al.)
     seed: int = 0
     log_every: int = 100  # steps between training lines in the metrics log
+    checkpoint_every: int = 0  # steps between resumable checkpoints (0: off)
+    checkpoint_minutes: float = 10.0  # minutes between resumable checkpoints (0: off)
+    max_nonfinite_skips: int = 0  # batches with a NaN or infinite loss to skip before stopping
 
 
 @dataclass
@@ -131,6 +135,7 @@ def validate(config: Config) -> None:
     _check(d.max_length >= 1, "data.max_length must be at least 1")
     _check(0.0 < d.valid_fraction < 1.0, "data.valid_fraction must lie strictly between 0 and 1")
     _check(d.min_valid_lines >= 1, "data.min_valid_lines must be at least 1")
+    _check(d.max_line_chars >= 1, "data.max_line_chars must be at least 1")
     _check(t.model_type in TOKENIZER_MODELS, f"tokenizer.model_type must be one of {', '.join(TOKENIZER_MODELS)}")
     _check(t.vocab_size >= 8, "tokenizer.vocab_size must be at least 8")
     _check(0.0 <= t.character_coverage <= 1.0, "tokenizer.character_coverage must lie in [0, 1] (0 = automatic)")
@@ -150,6 +155,9 @@ def validate(config: Config) -> None:
     _check(tr.grad_clip > 0, "train.grad_clip must be positive")
     _check(0.0 <= tr.word_dropout <= 1.0, "train.word_dropout must lie in [0, 1]")
     _check(tr.log_every >= 1, "train.log_every must be at least 1")
+    _check(tr.checkpoint_every >= 0 and tr.checkpoint_minutes >= 0,
+           "train.checkpoint_every and train.checkpoint_minutes must not be negative (0 = off)")
+    _check(tr.max_nonfinite_skips >= 0, "train.max_nonfinite_skips must not be negative")
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
@@ -165,6 +173,17 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     return section, key.strip(), value
 
 
+def apply_overrides(config: Config, overrides: list[str], allowed: set[str] | None = None) -> Config:
+    """Apply `section.key=value` overrides in order (only keys in `allowed`, when given) and validate."""
+    for text in overrides:
+        section, key, value = parse_override(text)
+        if allowed is not None and f"{section}.{key}" not in allowed:
+            raise ConfigError(f"'{section}.{key}' cannot change when resuming; only {', '.join(sorted(allowed))} can")
+        _assign(config, section, key, value, source="--set")
+    validate(config)
+    return config
+
+
 def load_config(path: Path | None = None, overrides: list[str] | None = None) -> Config:
     """Defaults, then the TOML preset at `path`, then each `section.key=value` override."""
     values: dict[str, dict[str, Any]] = {}
@@ -177,9 +196,4 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
             raise ConfigError(f"cannot read config file {path}: {exc.__class__.__name__}; pass a UTF-8 TOML file")
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}")
-    config = Config.from_dict(values, source=str(path) if path else "config")
-    for text in overrides or []:
-        section, key, value = parse_override(text)
-        _assign(config, section, key, value, source="--set")
-    validate(config)
-    return config
+    return apply_overrides(Config.from_dict(values, source=str(path) if path else "config"), overrides or [])

@@ -17,8 +17,11 @@ from vaegen.errors import CorpusError
 from vaegen.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
-def read_lines(path: Path) -> list[str]:
-    """Non-blank lines of a UTF-8 file, stripped; CRLF accepted."""
+def read_lines(path: Path, max_line_chars: int = 100_000, errors: str = "strict") -> list[str]:
+    """Non-blank lines of a UTF-8 file, stripped; CRLF accepted.
+
+    errors="replace" turns invalid bytes into U+FFFD instead of refusing the file.
+    """
     if not path.exists():
         raise CorpusError(f"corpus {path} does not exist; pass a UTF-8 text file with one example per line")
     if path.is_dir():
@@ -26,16 +29,24 @@ def read_lines(path: Path) -> list[str]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise CorpusError(f"cannot read corpus {path} ({exc.strerror}); check its permissions")
+        raise CorpusError(f"cannot read corpus {path} ({exc.strerror}); check that it is a readable file")
     if b"\0" in raw:
-        line = raw[: raw.index(b"\0")].count(b"\n") + 1
-        raise CorpusError(f"corpus {path} holds a NUL byte on line {line}: it looks binary; pass a UTF-8 text file")
+        at = raw[: raw.index(b"\0")].count(b"\n") + 1
+        raise CorpusError(f"corpus {path} holds a NUL byte on line {at}: it looks binary; pass a UTF-8 text file")
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8", errors=errors)
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise CorpusError(f"corpus {path} is not valid UTF-8 (line {line}); convert it, e.g. with iconv -t UTF-8")
-    lines = [stripped for line in text.split("\n") if (stripped := line.strip())]
+        at = raw[: exc.start].count(b"\n") + 1
+        raise CorpusError(f"corpus {path} is not valid UTF-8 (line {at}); convert it (e.g. iconv -t UTF-8) "
+                          f"or pass --replace-bad-bytes to replace bad bytes with U+FFFD")
+    lines = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        stripped = line.strip()
+        if len(stripped) > max_line_chars:
+            raise CorpusError(f"corpus {path} line {number} has {len(stripped):,} characters, more than "
+                              f"data.max_line_chars = {max_line_chars:,}; put one example per line or raise that limit")
+        if stripped:
+            lines.append(stripped)
     if not lines:
         raise CorpusError(f"corpus {path} has no text (empty or blank lines only); give it one example per line")
     return lines

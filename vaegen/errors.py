@@ -8,6 +8,9 @@ anything else escaping is a bug in vaegen, not a user error.
 class VaegenError(Exception):
     """A problem the user can fix; str(error) is the whole message."""
 
+    exit_code = 1
+    prefix = "error: "
+
 
 class ConfigError(VaegenError):
     """A preset or --set override names an unknown key or holds a bad value."""
@@ -19,3 +22,14 @@ class CorpusError(VaegenError):
 
 class CheckpointError(VaegenError):
     """The checkpoint is missing, not vaegen's, damaged, or of an unknown version."""
+
+
+class TrainingError(VaegenError):
+    """Training cannot go on (a non-finite loss) or cannot be resumed as asked."""
+
+
+class Interrupted(VaegenError):
+    """Ctrl-C or SIGTERM stopped training after a resumable checkpoint was written."""
+
+    exit_code = 130  # the shell's code for a process stopped by SIGINT
+    prefix = ""

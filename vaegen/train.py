@@ -2,35 +2,38 @@
 
 Each step: beta from the annealing schedule, a length-grouped batch, word dropout on the decoder
 inputs, forward, loss, backward, gradient clipping, Adam. After each epoch the model is scored on
-the validation lines at beta = 1; the checkpoint kept is the best by validation -ELBO. Progress goes
-to a tqdm bar, and every figure also goes to a JSON-lines log beside the checkpoint.
+the validation lines at beta = 1. The checkpoint file holds the best weights by validation -ELBO
+(what `sample` uses) and everything needed to resume exactly where training stopped: the latest
+weights, Adam's state, both random states, the step and the position in the epoch's batch order.
+It is rewritten after each epoch, every `checkpoint_every` steps or `checkpoint_minutes`, and on
+Ctrl-C or SIGTERM, always atomically.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import math
+import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
 
 from vaegen import checkpoint
-from vaegen.config import Config
+from vaegen.config import Config, apply_overrides
 from vaegen.data import collate, epoch_batches, truncate
-from vaegen.errors import VaegenError
+from vaegen.errors import Interrupted, TrainingError
 from vaegen.evaluation import ElboReport, evaluate_elbo
 from vaegen.model import SentenceVAE
 from vaegen.objectives import kl_weight, vae_loss, word_dropout
 from vaegen.tokenizer import UNK_ID, Tokenizer
-
-
-class TrainingError(VaegenError):
-    """Training cannot go on (e.g. the loss stopped being finite)."""
 
 
 def metrics_path(out: Path) -> Path:
@@ -38,9 +41,70 @@ def metrics_path(out: Path) -> Path:
     return out.with_name(out.stem + ".metrics.jsonl")
 
 
-def append_metrics(out: Path, record: dict[str, float | int | str]) -> None:
+def append_metrics(out: Path, record: dict[str, Any]) -> None:
     with metrics_path(out).open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
+
+
+def rewind_metrics(out: Path, step: int) -> None:
+    """Drop log records past `step`: a resumed run redoes those steps and logs them again."""
+    path = metrics_path(out)
+    if path.exists():
+        kept = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
+                if line.strip() and json.loads(line)["step"] <= step]
+        path.write_text("".join(kept), encoding="utf-8")
+
+
+def fingerprint(lines: list[str]) -> str:
+    """Identifies the training lines, so that a resumed run refuses a corpus that changed."""
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+
+
+class StopRequest:
+    """Signal handler: the first Ctrl-C or SIGTERM asks the loop to stop at the next step boundary
+    (so the checkpoint written is consistent); a second one stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+
+@contextlib.contextmanager
+def stop_on_signal() -> Iterator[StopRequest]:
+    stop = StopRequest()
+    try:
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: signals cannot be handled here
+        yield stop
+        return
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+RESUMABLE_KEYS = {"train.epochs", "train.max_steps", "train.log_every", "train.checkpoint_every",
+                  "train.checkpoint_minutes", "train.max_nonfinite_skips"}
+
+
+def load_resumable(out: Path, overrides: list[str]) -> tuple[Config, dict[str, Any]]:
+    """The run saved at `out` and its config, where only RESUMABLE_KEYS may be overridden (e.g. more epochs)."""
+    if not out.exists():
+        raise TrainingError(f"nothing to resume: {out} does not exist; start a new run without --resume")
+    payload = checkpoint.read(out)
+    state = payload.get("train_state") or {}
+    if "resume" not in state:
+        raise TrainingError(f"{out} holds no training state to resume; start a new run with --force or another --out")
+    config = apply_overrides(Config.from_dict(payload["config"], source=f"{out} config"), overrides, RESUMABLE_KEYS)
+    if state["epoch"] >= config.train.epochs or (config.train.max_steps and state["step"] >= config.train.max_steps):
+        raise TrainingError(f"the run in {out} is complete ({state['epoch']} epochs, {state['step']} steps); "
+                            f"raise --epochs or --max-steps to train further")
+    return config, payload
 
 
 @dataclass
@@ -49,77 +113,138 @@ class TrainResult:
     steps: int
     epochs: int
     seconds: float
+    skipped: int
 
 
 def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Path, device: torch.device,
-        log: Callable[[str], None] | None = None, progress: bool = True) -> TrainResult:
-    """Train on the lines and write the best checkpoint to `out`; notes go to `log` (default: stderr)."""
+        resume: dict[str, Any] | None = None, log: Callable[[str], None] | None = None,
+        progress: bool = True) -> TrainResult:
+    """Train on the lines, writing `out` as described above; `resume` is a payload from `checkpoint.read`."""
     log = log or (lambda message: tqdm.write(message, file=sys.stderr))
     tc = config.train
     torch.manual_seed(tc.seed)  # dropout masks
     noise = torch.Generator().manual_seed(tc.seed)  # word dropout and the reparameterisation noise
-    started = time.perf_counter()
+    corpus = fingerprint(train_lines)
 
-    tokenizer, choice = Tokenizer.train(train_lines, config.tokenizer)
-    log(f"tokenizer: {choice.model_type} model, {choice.vocab_size} pieces, character coverage "
-        f"{choice.character_coverage} ({choice.cjk_share:.0%} of characters are CJK)")
+    if resume is None:
+        tokenizer, choice = Tokenizer.train(train_lines, config.tokenizer)
+        log(f"tokenizer: {choice.model_type} model, {choice.vocab_size} pieces, character coverage "
+            f"{choice.character_coverage} ({choice.cjk_share:.0%} of characters are CJK)")
+    else:
+        tokenizer = Tokenizer(resume["tokenizer"])
     train_ids, train_cut = truncate(tokenizer.encode(train_lines), config.data.max_length)
     valid_ids, valid_cut = truncate(tokenizer.encode(valid_lines), config.data.max_length)
     if train_cut or valid_cut:
-        log(f"truncated {train_cut} training and {valid_cut} validation lines to data.max_length = {config.data.max_length} tokens")
+        log(f"truncated {train_cut} training and {valid_cut} validation lines to data.max_length = "
+            f"{config.data.max_length} tokens")
     lengths = [len(s) for s in train_ids]
 
     model = SentenceVAE(config.model, tokenizer.vocab_size).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
-    log(f"model: {sum(p.numel() for p in model.parameters()):,} parameters on {device}")
-    metrics_path(out).write_text("", encoding="utf-8")  # a new run starts a new log
+    step = epoch = position = skipped = 0  # position: batches of the current epoch already done
+    seconds, best, best_weights = 0.0, None, None
+    if resume is None:
+        log(f"model: {sum(p.numel() for p in model.parameters()):,} parameters on {device}")
+        metrics_path(out).write_text("", encoding="utf-8")  # a new run starts a new log
+    else:
+        state = resume["train_state"]
+        if state["corpus"] != corpus:
+            raise TrainingError(f"the training lines differ from those {out} was trained on; "
+                                f"resume with the same corpus, or start a new run with --force")
+        model.load_state_dict(state["resume"]["model"])
+        optimizer.load_state_dict(state["resume"]["optimizer"])
+        torch.set_rng_state(state["resume"]["rng"])
+        noise.set_state(state["resume"]["noise"])
+        step, epoch, position, skipped, seconds = (state[k] for k in ("step", "epoch", "position", "skipped", "seconds"))
+        if state["valid"] is not None:
+            best, best_weights = ElboReport(**state["valid"]), resume["model"]
+        rewind_metrics(out, step)
+        log(f"resuming at step {step} (epoch {epoch + 1}, batch {position + 1})")
+    started = time.perf_counter() - seconds
 
-    step, epoch, best = 0, 0, None
-    while epoch < tc.epochs and not (tc.max_steps and step >= tc.max_steps):
-        bar = tqdm(epoch_batches(lengths, tc.batch_size, tc.seed, epoch), desc=f"epoch {epoch + 1}/{tc.epochs}",
-                   unit="batch", disable=not progress, dynamic_ncols=True)
-        window_tokens, window_start = 0, time.perf_counter()
-        for indices in bar:
-            beta = kl_weight(step, config.anneal)
-            batch = collate([train_ids[i] for i in indices]).to(device)
-            inputs = word_dropout(batch.decoder_inputs, tc.word_dropout, UNK_ID, noise)
-            eps = torch.randn(len(indices), config.model.latent_dim, generator=noise).to(device)
-            output = model(batch.tokens, batch.lengths, inputs, eps)
-            terms = vae_loss(output.logits, batch.tokens, output.mu, output.logvar, beta)
-            loss = terms.loss.item()
-            if not math.isfinite(loss):
-                raise TrainingError(f"the loss became {loss} at step {step + 1}; the best checkpoint so far is kept; "
-                                    f"lower train.lr or train.grad_clip and train again")
-            optimizer.zero_grad(set_to_none=True)
-            terms.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            optimizer.step()
-            step += 1
+    def save() -> None:
+        """Best weights for generation, plus the latest state for resuming."""
+        weights = best_weights if best_weights is not None else model.state_dict()
+        checkpoint.save(out, config, tokenizer, weights, {
+            "step": step, "epoch": epoch, "position": position, "skipped": skipped, "corpus": corpus,
+            "seconds": time.perf_counter() - started, "valid": best.as_dict() if best else None,
+            "resume": {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                       "rng": torch.get_rng_state(), "noise": noise.get_state()},
+        })
 
-            window_tokens += int(batch.lengths.sum())
-            if step % 10 == 0 or step % tc.log_every == 0:
-                record = {"kind": "train", "step": step, "epoch": epoch + 1, "loss": loss, "rec": terms.rec.mean().item(),
-                          "kl": terms.kl.mean().item(), "beta": beta,
-                          "tokens_per_s": window_tokens / (time.perf_counter() - window_start)}
-                bar.set_postfix(loss=f"{loss:.2f}", nll=f"{record['rec']:.2f}", kl=f"{record['kl']:.2f}",
-                                beta=f"{beta:.3f}", tok_s=f"{record['tokens_per_s']:.0f}", refresh=False)
-                if step % tc.log_every == 0:
-                    append_metrics(out, record)
-                window_tokens, window_start = 0, time.perf_counter()
-            if tc.max_steps and step >= tc.max_steps:
-                break
-        bar.close()
-        epoch += 1
+    def finished() -> bool:
+        return epoch >= tc.epochs or bool(tc.max_steps and step >= tc.max_steps)
 
-        report = evaluate_elbo(model, valid_ids, tc.batch_size, device)
-        improved = best is None or report.elbo < best.elbo
-        log(f"epoch {epoch} step {step} valid: NLL {report.rec:.2f}  KL {report.kl:.2f}  -ELBO {report.elbo:.2f} "
-            f"nats/sentence, ppl <= {report.ppl:.2f} per token" + ("  (best, saved)" if improved else ""))
-        append_metrics(out, {"kind": "valid", "step": step, "epoch": epoch, **report.as_dict()})
-        if improved:
-            best = report
-            train_state = {"step": step, "epoch": epoch, "valid": report.as_dict(),
-                           "seconds": time.perf_counter() - started, "optimizer": optimizer.state_dict()}
-            checkpoint.save(out, config, tokenizer, model, train_state)
-    assert best is not None  # at least one epoch always runs: config validation requires epochs >= 1
-    return TrainResult(best, step, epoch, time.perf_counter() - started)
+    def interrupted() -> Interrupted:
+        save()
+        return Interrupted(f"interrupted at step {step}; resumable checkpoint written to {out}; "
+                           f"continue with `vaegen train CORPUS --out {out} --resume`")
+
+    last_save = time.monotonic()
+    with stop_on_signal() as stop:
+        while not finished():
+            batches = epoch_batches(lengths, tc.batch_size, tc.seed, epoch)
+            bar = tqdm(batches[position:], initial=position, total=len(batches), unit="batch",
+                       desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not progress, dynamic_ncols=True)
+            window_tokens, window_sentences, window_start = 0, 0, time.perf_counter()
+            for indices in bar:
+                beta = kl_weight(step, config.anneal)
+                batch = collate([train_ids[i] for i in indices]).to(device)
+                inputs = word_dropout(batch.decoder_inputs, tc.word_dropout, UNK_ID, noise)
+                eps = torch.randn(len(indices), config.model.latent_dim, generator=noise).to(device)
+                output = model(batch.tokens, batch.lengths, inputs, eps)
+                terms = vae_loss(output.logits, batch.tokens, output.mu, output.logvar, beta)
+                loss = terms.loss.item()
+                if math.isfinite(loss):
+                    optimizer.zero_grad(set_to_none=True)
+                    terms.loss.backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                    optimizer.step()
+                else:
+                    skipped += 1
+                    if skipped > tc.max_nonfinite_skips:
+                        raise TrainingError(
+                            f"the loss became {loss} at step {step + 1}; {out} keeps the last good checkpoint; "
+                            f"lower train.lr or train.grad_clip, or allow skips with train.max_nonfinite_skips")
+                    log(f"skipped step {step + 1}: the loss became {loss} ({skipped} skipped so far)")
+                step, position = step + 1, position + 1
+
+                window_tokens, window_sentences = window_tokens + int(batch.lengths.sum()), window_sentences + len(indices)
+                if step % 10 == 0 or step % tc.log_every == 0:
+                    elapsed = time.perf_counter() - window_start
+                    record = {"kind": "train", "step": step, "epoch": epoch + 1, "loss": loss,
+                              "rec": terms.rec.mean().item(), "kl": terms.kl.mean().item(), "beta": beta,
+                              "tokens_per_s": window_tokens / elapsed, "sentences_per_s": window_sentences / elapsed}
+                    bar.set_postfix(loss=f"{loss:.2f}", nll=f"{record['rec']:.2f}", kl=f"{record['kl']:.2f}",
+                                    beta=f"{beta:.3f}", tok_s=f"{record['tokens_per_s']:.0f}", refresh=False)
+                    if step % tc.log_every == 0:
+                        append_metrics(out, record)
+                    window_tokens, window_sentences, window_start = 0, 0, time.perf_counter()
+                if stop.requested:
+                    bar.close()
+                    raise interrupted()
+                if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or (
+                        tc.checkpoint_minutes and time.monotonic() - last_save >= 60 * tc.checkpoint_minutes):
+                    save()
+                    last_save = time.monotonic()
+                if finished():
+                    break
+            bar.close()
+            label = f"epoch {epoch + 1}" + ("" if position == len(batches) else f" (batch {position}/{len(batches)})")
+            if position == len(batches):
+                epoch, position = epoch + 1, 0
+
+            report = evaluate_elbo(model, valid_ids, tc.batch_size, device)
+            improved = best is None or report.elbo < best.elbo
+            if improved:
+                best = report
+                best_weights = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+            log(f"{label} step {step} valid: NLL {report.rec:.2f}  KL {report.kl:.2f}  -ELBO {report.elbo:.2f} "
+                f"nats/sentence, ppl <= {report.ppl:.2f} per token" + ("  (best)" if improved else ""))
+            append_metrics(out, {"kind": "valid", "step": step, "epoch": epoch, **report.as_dict()})
+            save()
+            last_save = time.monotonic()
+            if stop.requested:
+                raise interrupted()
+    assert best is not None  # the loop ran at least once: resuming a finished run is refused before fit
+    return TrainResult(best, step, epoch, time.perf_counter() - started, skipped)
