@@ -22,7 +22,7 @@ def test_round_trip_gives_identical_outputs(tiny_checkpoint: Path, tmp_path: Pat
     batch = collate(loaded.tokenizer.encode(["a dog sees the river .", "the cat paints an open door again ."]))
     first = loaded.model(batch.tokens, batch.lengths, batch.decoder_inputs, None)
     second = again.model(batch.tokens, batch.lengths, batch.decoder_inputs, None)
-    assert torch.equal(first.logits, second.logits) and torch.equal(first.mu, second.mu)
+    assert torch.equal(first.hidden, second.hidden) and torch.equal(first.mu, second.mu)
     assert vaegen.load(copy, "cpu").sample(5, seed=3) == vaegen.load(tiny_checkpoint, "cpu").sample(5, seed=3)
 
 

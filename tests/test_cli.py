@@ -69,6 +69,15 @@ def test_training_is_deterministic_for_a_seed(english_corpus: Path, tmp_path: Pa
     assert outputs[0]["train_state"]["valid"] == outputs[1]["train_state"]["valid"]
 
 
+def test_bf16_training_validates_in_fp32(english_corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bf16.pt"
+    assert run(["train", str(english_corpus), "--config", str(TINY), "--out", str(out), "--no-progress",
+                "--max-steps", "20", "--precision", "bf16"]) == 0
+    payload = torch.load(out, weights_only=True)
+    assert payload["config"]["train"]["precision"] == "bf16"
+    assert all(t.dtype == torch.float32 for t in payload["model"].values())
+
+
 def test_existing_checkpoint_is_not_overwritten(english_corpus: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "vaegen.pt"
     out.write_bytes(b"precious")

@@ -28,7 +28,8 @@ def test_forward_shapes(overrides: dict) -> None:
     model = tiny(**overrides)
     batch = collate(SENTENCES)
     out = model(batch.tokens, batch.lengths, batch.decoder_inputs, torch.randn(3, 4))
-    assert out.logits.shape == (3, 6, VOCAB)
+    assert out.hidden.shape == (3, 6, 12)
+    assert model.decode(batch.decoder_inputs, out.z, model.initial_state(out.z))[0].shape == (3, 6, VOCAB)
     assert out.mu.shape == out.logvar.shape == out.z.shape == (3, 4)
 
 

@@ -4,11 +4,19 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.distributions import Normal
 from torch.distributions import kl_divergence as torch_kl
 
 from vaegen.config import AnnealConfig
-from vaegen.objectives import kl_divergence, kl_weight, reconstruction_nll, vae_loss, word_dropout
+from vaegen.objectives import (
+    LinearCrossEntropy,
+    kl_divergence,
+    kl_weight,
+    reconstruction_nll,
+    vae_loss,
+    word_dropout,
+)
 from vaegen.tokenizer import BOS_ID, PAD_ID, UNK_ID
 
 
@@ -75,19 +83,49 @@ def test_word_dropout_rate_and_kept_tokens() -> None:
 
 def test_reconstruction_nll_ignores_padding_and_sums_per_sentence() -> None:
     torch.manual_seed(0)
-    logits = torch.randn(2, 4, 9)
+    hidden, weight, bias = torch.randn(2, 4, 6), torch.randn(9, 6), torch.randn(9)
     targets = torch.tensor([[5, 6, 3, PAD_ID], [7, 3, PAD_ID, PAD_ID]])
-    logp = logits.log_softmax(-1)
+    logp = (hidden @ weight.t() + bias).log_softmax(-1)
     expected = torch.stack([
         -(logp[0, 0, 5] + logp[0, 1, 6] + logp[0, 2, 3]),
         -(logp[1, 0, 7] + logp[1, 1, 3]),
     ])
-    assert torch.allclose(reconstruction_nll(logits, targets), expected, atol=1e-5)
+    assert torch.allclose(reconstruction_nll(hidden, weight, bias, targets), expected, atol=1e-5)
+
+
+def test_fused_projection_and_cross_entropy_match_autograd() -> None:
+    torch.manual_seed(0)
+    hidden = torch.randn(13, 8, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(11, 8, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(11, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, 11, (13,))
+    scale = torch.rand(13, dtype=torch.float64)  # an arbitrary upstream gradient
+    fused = LinearCrossEntropy.apply(hidden, weight, bias, targets, torch.float64)
+    (fused * scale).sum().backward()
+    grads = [t.grad.clone() for t in (hidden, weight, bias)]
+    for t in (hidden, weight, bias):
+        t.grad = None
+    reference = F.cross_entropy(hidden @ weight.t() + bias, targets, reduction="none")
+    (reference * scale).sum().backward()
+    assert torch.allclose(fused, reference)
+    for got, t in zip(grads, (hidden, weight, bias)):
+        assert torch.allclose(got, t.grad)
+
+
+def test_bfloat16_products_stay_close_to_float32() -> None:
+    torch.manual_seed(0)
+    hidden, weight, bias = torch.randn(64, 32), torch.randn(500, 32) / 4, torch.zeros(500)
+    targets = torch.randint(0, 500, (64,))
+    exact = LinearCrossEntropy.apply(hidden, weight, bias, targets, torch.float32)
+    low = LinearCrossEntropy.apply(hidden, weight, bias, targets, torch.bfloat16)
+    assert low.dtype == torch.float32
+    assert (low - exact).abs().mean().item() < 0.02
 
 
 def test_vae_loss_weights_kl_by_beta() -> None:
     torch.manual_seed(0)
-    logits, targets = torch.randn(3, 5, 11), torch.randint(4, 11, (3, 5))
+    hidden, weight, bias = torch.randn(3, 5, 6), torch.randn(11, 6), torch.randn(11)
+    targets = torch.randint(4, 11, (3, 5))
     mu, logvar = torch.randn(3, 4), torch.randn(3, 4)
-    terms = vae_loss(logits, targets, mu, logvar, beta=0.25)
+    terms = vae_loss(hidden, weight, bias, targets, mu, logvar, beta=0.25)
     assert terms.loss.item() == pytest.approx((terms.rec + 0.25 * terms.kl).mean().item())

@@ -42,7 +42,7 @@ def evaluate_elbo(model: SentenceVAE, sentences: list[list[int]], batch_size: in
         batch = batch.to(device)
         eps = torch.randn(batch.tokens.size(0), model.config.latent_dim, generator=generator).to(device)
         out = model(batch.tokens, batch.lengths, batch.decoder_inputs, eps)
-        rec_total += reconstruction_nll(out.logits, batch.tokens).sum().item()
+        rec_total += reconstruction_nll(out.hidden, model.output.weight, model.output.bias, batch.tokens).sum().item()
         kl_total += kl_divergence(out.mu, out.logvar).sum().item()
         tokens += int(batch.lengths.sum())
     model.train(was_training)

@@ -3,7 +3,7 @@
 The encoder reads the sentence (pieces then </s>) and maps its final state to the mean and log
 variance of a diagonal Gaussian posterior. The decoder is a GRU language model conditioned on z
 through its initial state and/or by z concatenated to every input embedding. The model computes
-logits only; the loss is assembled in `objectives`, and randomness (the reparameterisation noise)
+decoder states; the loss, output layer included, is assembled in `objectives`, and randomness (the reparameterisation noise)
 is passed in by the caller.
 """
 
@@ -25,7 +25,7 @@ class Posterior(NamedTuple):
 
 
 class VAEOutput(NamedTuple):
-    logits: torch.Tensor  # (B, T, vocab)
+    hidden: torch.Tensor  # (B, T, hidden_dim): decoder states; `output` maps them to logits
     mu: torch.Tensor  # (B, latent_dim)
     logvar: torch.Tensor  # (B, latent_dim)
     z: torch.Tensor  # (B, latent_dim)
@@ -70,20 +70,24 @@ class SentenceVAE(nn.Module):
         state = torch.tanh(self.latent_to_hidden(z))  # (B, layers * H)
         return state.view(z.size(0), layers, hidden).transpose(0, 1).contiguous()
 
-    def decode(self, inputs: torch.Tensor, z: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """inputs (B, T) token ids, z (B, L), state (layers, B, H) -> logits (B, T, V), new state.
-
-        Called once with the whole sentence in training, and one step at a time in generation.
-        """
+    def decoder_states(self, inputs: torch.Tensor, z: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """inputs (B, T) token ids, z (B, L), state (layers, B, H) -> outputs (B, T, H), new state."""
         x = self.dropout(self.embedding(inputs))  # (B, T, E)
         if self.config.z_every_step:
             x = torch.cat([x, z.unsqueeze(1).expand(-1, x.size(1), -1)], dim=-1)  # (B, T, E + L)
-        out, state = self.decoder(x, state)  # (B, T, H)
+        return self.decoder(x, state)
+
+    def decode(self, inputs: torch.Tensor, z: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Like `decoder_states` but returning logits (B, T, V): for generation, one step at a time.
+
+        Training never forms the full logits: the loss fuses the output layer (objectives.LinearCrossEntropy).
+        """
+        out, state = self.decoder_states(inputs, z, state)
         return self.output(out), state
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, decoder_inputs: torch.Tensor,
                 eps: torch.Tensor | None) -> VAEOutput:
         mu, logvar = self.encode(tokens, lengths)
         z = reparameterize(mu, logvar, eps)
-        logits, _ = self.decode(decoder_inputs, z, self.initial_state(z))
-        return VAEOutput(logits, mu, logvar, z)
+        hidden, _ = self.decoder_states(decoder_inputs, z, self.initial_state(z))
+        return VAEOutput(hidden, mu, logvar, z)

@@ -11,7 +11,6 @@ import math
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 
 from vaegen.config import AnnealConfig
 from vaegen.tokenizer import BOS_ID, PAD_ID
@@ -22,10 +21,49 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=-1)
 
 
-def reconstruction_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Summed token NLL per sentence, padding ignored: logits (B, T, V), targets (B, T) -> (B,)."""
-    nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=PAD_ID, reduction="none")
-    return nll.view_as(targets).sum(dim=1)
+class LinearCrossEntropy(torch.autograd.Function):
+    """NLL of `targets` under softmax(hidden @ weight.T + bias), per token, with the projection fused in.
+
+    The gradient with respect to the logits, softmax - onehot, is formed in the forward pass in place of
+    the logits, so backward is two matrix products: no log-softmax backward, no zero-filled gradient,
+    one (N, V) buffer instead of three. The products run in `dtype` (bfloat16 uses AMX on recent Xeons);
+    the softmax is always taken in at least float32, so the likelihood stays exact up to the products' rounding.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,  # type: ignore[override]
+                targets: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        exact = torch.promote_types(hidden.dtype, torch.float32)  # float32, or float64 where asked
+        logits = torch.addmm(bias.to(dtype), hidden.to(dtype), weight.to(dtype).t()).to(exact)  # (N, V)
+        logp = torch.log_softmax(logits, dim=-1)
+        nll = -logp.gather(1, targets.unsqueeze(1)).squeeze(1)  # (N,)
+        if any(ctx.needs_input_grad[:3]):
+            grad = logp.exp_()  # softmax, in place of logp
+            grad[torch.arange(grad.size(0), device=grad.device), targets] -= 1.0
+            ctx.save_for_backward(hidden, weight, grad)
+            ctx.dtype = dtype
+        return nll
+
+    @staticmethod
+    def backward(ctx, grad_nll: torch.Tensor):  # type: ignore[override]
+        hidden, weight, grad = ctx.saved_tensors
+        grad_logits = grad.mul_(grad_nll.unsqueeze(1))  # (N, V); backward runs once, so in place is safe
+        low = grad_logits.to(ctx.dtype)
+        grad_hidden = (low @ weight.to(ctx.dtype)).to(hidden.dtype)  # (N, H)
+        grad_weight = (low.t() @ hidden.to(ctx.dtype)).to(weight.dtype)  # (V, H)
+        return grad_hidden, grad_weight, grad_logits.sum(0).to(weight.dtype), None, None
+
+
+def reconstruction_nll(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor,
+                       dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Summed token NLL per sentence: decoder states (B, T, H), output layer (V, H) and (V,), targets (B, T) -> (B,).
+
+    Only real tokens are projected: padding costs nothing.
+    """
+    real = targets != PAD_ID  # (B, T)
+    rows = real.nonzero(as_tuple=True)[0]  # the sentence of each real token
+    nll = LinearCrossEntropy.apply(hidden[real], weight, bias, targets[real], dtype)  # (N,)
+    return torch.zeros(targets.size(0), dtype=nll.dtype, device=nll.device).index_add_(0, rows, nll)
 
 
 def kl_weight(step: int, config: AnnealConfig) -> float:
@@ -60,7 +98,8 @@ class LossTerms(NamedTuple):
     kl: torch.Tensor  # (B,) KL per sentence
 
 
-def vae_loss(logits: torch.Tensor, targets: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, beta: float) -> LossTerms:
-    rec = reconstruction_nll(logits, targets)
-    kl = kl_divergence(mu, logvar)
+def vae_loss(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor,
+             mu: torch.Tensor, logvar: torch.Tensor, beta: float, dtype: torch.dtype = torch.float32) -> LossTerms:
+    rec = reconstruction_nll(hidden, weight, bias, targets, dtype)
+    kl = kl_divergence(mu.float(), logvar.float())
     return LossTerms((rec + beta * kl).mean(), rec, kl)

@@ -140,7 +140,9 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
     lengths = [len(s) for s in train_ids]
 
     model = SentenceVAE(config.model, tokenizer.vocab_size).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, fused=True)  # one kernel for all parameters
+    low_precision = tc.precision == "bf16"
+    dtype = torch.bfloat16 if low_precision else torch.float32
     step = epoch = position = skipped = 0  # position: batches of the current epoch already done
     seconds, best, best_weights = 0.0, None, None
     if resume is None:
@@ -192,8 +194,10 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
                 batch = collate([train_ids[i] for i in indices]).to(device)
                 inputs = word_dropout(batch.decoder_inputs, tc.word_dropout, UNK_ID, noise)
                 eps = torch.randn(len(indices), config.model.latent_dim, generator=noise).to(device)
-                output = model(batch.tokens, batch.lengths, inputs, eps)
-                terms = vae_loss(output.logits, batch.tokens, output.mu, output.logvar, beta)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low_precision):
+                    output = model(batch.tokens, batch.lengths, inputs, eps)
+                terms = vae_loss(output.hidden, model.output.weight, model.output.bias, batch.tokens,
+                                 output.mu, output.logvar, beta, dtype)
                 loss = terms.loss.item()
                 if math.isfinite(loss):
                     optimizer.zero_grad(set_to_none=True)
