@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import random
 from pathlib import Path
 
@@ -29,6 +30,12 @@ def english_lines(n: int = 400, seed: int = 0) -> list[str]:
 def chinese_lines(n: int = 400) -> list[str]:
     with SONGCI_TRAIN.open(encoding="utf-8") as handle:
         return [line.strip() for line, _ in zip(handle, range(n))]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def token_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep the token-id cache of every test (and of the CLI processes they start) out of ~/.cache."""
+    os.environ["VAEGEN_CACHE_DIR"] = str(tmp_path_factory.mktemp("token-cache"))
 
 
 @pytest.fixture

@@ -154,3 +154,9 @@ def test_help_reads_like_documentation(tmp_path: Path) -> None:
     assert result.returncode == 0
     for option in ("--config", "--set", "--epochs", "--max-steps", "--seed", "--out", "--valid", "--force"):
         assert option in result.stdout
+
+
+def test_help_does_not_import_torch(tmp_path: Path) -> None:
+    probe = "import sys; from vaegen.cli import run; run(['--help']); run(['train', '--help']); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert result.stdout.strip().endswith("False"), result.stdout + result.stderr

@@ -7,6 +7,7 @@ never a traceback. Torch is imported inside the commands, so `vaegen --help` ans
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -50,7 +51,9 @@ class Schedule(str, Enum):
 
 
 def _note(message: str) -> None:
-    typer.echo(message, err=True)
+    """A progress note on stderr; under torchrun only rank 0 speaks."""
+    if os.environ.get("RANK", "0") == "0":
+        typer.echo(message, err=True)
 
 
 def _load(checkpoint: Path | None, device: str | None) -> SentenceGenerator:
@@ -176,13 +179,13 @@ def run(argv: list[str]) -> int:
     except typer.TyperException as exc:
         ctx = getattr(exc, "ctx", None)
         hint = f" (see `vaegen {ctx.info_name} --help`)" if ctx is not None and ctx.info_name != "vaegen" else ""
-        _note(f"error: {exc.format_message()}{hint}")
+        typer.echo(f"error: {exc.format_message()}{hint}", err=True)
         return exc.exit_code
     except VaegenError as exc:
-        _note(f"{exc.prefix}{exc}")
+        typer.echo(f"{exc.prefix}{exc}", err=True)
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
-        _note("interrupted")
+        typer.echo("interrupted", err=True)
         return 130
     return code if isinstance(code, int) else 0
 

@@ -72,6 +72,7 @@ class TrainConfig:
     precision: str = "fp32"  # bf16: matrix products in bfloat16 (AMX on recent Xeons); validation stays fp32
     seed: int = 0
     log_every: int = 100  # steps between training lines in the metrics log
+    eval_every: int = 0  # steps between validations inside an epoch (0: at epoch ends only)
     checkpoint_every: int = 0  # steps between resumable checkpoints (0: off)
     checkpoint_minutes: float = 10.0  # minutes between resumable checkpoints (0: off)
     max_nonfinite_skips: int = 0  # batches with a NaN or infinite loss to skip before stopping
@@ -158,6 +159,7 @@ def validate(config: Config) -> None:
     _check(0.0 <= tr.word_dropout <= 1.0, "train.word_dropout must lie in [0, 1]")
     _check(tr.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}")
     _check(tr.log_every >= 1, "train.log_every must be at least 1")
+    _check(tr.eval_every >= 0, "train.eval_every must not be negative (0 = at epoch ends only)")
     _check(tr.checkpoint_every >= 0 and tr.checkpoint_minutes >= 0,
            "train.checkpoint_every and train.checkpoint_minutes must not be negative (0 = off)")
     _check(tr.max_nonfinite_skips >= 0, "train.max_nonfinite_skips must not be negative")

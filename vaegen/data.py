@@ -8,9 +8,11 @@ any batch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from vaegen.errors import CorpusError
@@ -88,30 +90,31 @@ class Batch:
         return torch.cat([bos, self.tokens[:, :-1]], dim=1)
 
 
-def collate(sentences: list[list[int]]) -> Batch:
-    lengths = torch.tensor([len(s) + 1 for s in sentences])
-    tokens = torch.full((len(sentences), int(lengths.max())), PAD_ID, dtype=torch.long)
+def collate(sentences: Sequence[Sequence[int]]) -> Batch:
+    """Token-id sequences (lists or arrays) -> a padded batch with </s> appended."""
+    lengths = np.fromiter((len(s) + 1 for s in sentences), dtype=np.int64, count=len(sentences))
+    tokens = np.full((len(sentences), int(lengths.max())), PAD_ID, dtype=np.int64)
     for row, sentence in enumerate(sentences):
-        tokens[row, : len(sentence)] = torch.tensor(sentence, dtype=torch.long)
+        tokens[row, : len(sentence)] = sentence
         tokens[row, len(sentence)] = EOS_ID
-    return Batch(tokens, lengths)
+    return Batch(torch.from_numpy(tokens), torch.from_numpy(lengths))
 
 
-def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+def epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     """Index lists for one epoch: sentences of similar length together, batches in random order.
 
     A random permutation followed by a stable sort on length gives length-homogeneous batches whose
     members still change from epoch to epoch.
     """
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    order = torch.randperm(len(lengths), generator=generator)
-    by_length = sorted(order.tolist(), key=lengths.__getitem__)
+    order = torch.randperm(len(lengths), generator=generator).numpy()
+    by_length = order[np.argsort(np.asarray(lengths)[order], kind="stable")].tolist()
     batches = [by_length[i : i + batch_size] for i in range(0, len(by_length), batch_size)]
     shuffled = torch.randperm(len(batches), generator=generator).tolist()
     return [batches[i] for i in shuffled]
 
 
-def eval_batches(sentences: list[list[int]], batch_size: int) -> list[Batch]:
+def eval_batches(sentences: Sequence[Sequence[int]], batch_size: int) -> list[Batch]:
     """Fixed, length-sorted batches for validation and encoding (order restored by the caller if needed)."""
     order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
     return [collate([sentences[i] for i in order[j : j + batch_size]]) for j in range(0, len(order), batch_size)]

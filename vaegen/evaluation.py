@@ -8,6 +8,7 @@ seed, so the same model on the same data always reports the same numbers.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -31,7 +32,7 @@ class ElboReport:
 
 
 @torch.no_grad()
-def evaluate_elbo(model: SentenceVAE, sentences: list[list[int]], batch_size: int, device: torch.device,
+def evaluate_elbo(model: SentenceVAE, sentences: Sequence[Sequence[int]], batch_size: int, device: torch.device,
                   seed: int = 0) -> ElboReport:
     was_training = model.training
     model.eval()

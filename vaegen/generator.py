@@ -10,6 +10,7 @@ Every CLI generation command is a thin wrapper over one of these methods.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -23,8 +24,8 @@ from vaegen.model import Posterior
 
 def resolve_device(name: str | None = None) -> torch.device:
     """The device named, checked; by default CUDA when present, else the CPU."""
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name is None:  # under torchrun each process takes the GPU of its local rank
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if torch.cuda.is_available() else torch.device("cpu")
     try:
         device = torch.device(name)
     except RuntimeError:

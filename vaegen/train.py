@@ -26,13 +26,14 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from vaegen import checkpoint
+from vaegen import checkpoint, distributed
 from vaegen.config import Config, apply_overrides
-from vaegen.data import collate, epoch_batches, truncate
+from vaegen.data import collate, epoch_batches
 from vaegen.errors import Interrupted, TrainingError
 from vaegen.evaluation import ElboReport, evaluate_elbo
 from vaegen.model import SentenceVAE
 from vaegen.objectives import kl_weight, vae_loss, word_dropout
+from vaegen.token_cache import cache_dir, cached_encode, encode_lines
 from vaegen.tokenizer import UNK_ID, Tokenizer
 
 
@@ -88,7 +89,7 @@ def stop_on_signal() -> Iterator[StopRequest]:
             signal.signal(sig, handler)
 
 
-RESUMABLE_KEYS = {"train.epochs", "train.max_steps", "train.log_every", "train.checkpoint_every",
+RESUMABLE_KEYS = {"train.epochs", "train.max_steps", "train.log_every", "train.eval_every", "train.checkpoint_every",
                   "train.checkpoint_minutes", "train.max_nonfinite_skips"}
 
 
@@ -120,34 +121,45 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
         resume: dict[str, Any] | None = None, log: Callable[[str], None] | None = None,
         progress: bool = True) -> TrainResult:
     """Train on the lines, writing `out` as described above; `resume` is a payload from `checkpoint.read`."""
-    log = log or (lambda message: tqdm.write(message, file=sys.stderr))
+    distributed.setup(device)  # under torchrun: join the process group; alone: nothing
+    rank, world = distributed.rank(), distributed.world_size()
+    main = rank == 0  # only rank 0 prints, logs and writes checkpoints
+    log = (log or (lambda message: tqdm.write(message, file=sys.stderr))) if main else (lambda message: None)
     tc = config.train
-    torch.manual_seed(tc.seed)  # dropout masks
-    noise = torch.Generator().manual_seed(tc.seed)  # word dropout and the reparameterisation noise
+    torch.manual_seed(tc.seed + rank)  # dropout masks
+    noise = torch.Generator().manual_seed(tc.seed + rank)  # word dropout and the reparameterisation noise
     corpus = fingerprint(train_lines)
 
     if resume is None:
-        tokenizer, choice = Tokenizer.train(train_lines, config.tokenizer)
-        log(f"tokenizer: {choice.model_type} model, {choice.vocab_size} pieces, character coverage "
-            f"{choice.character_coverage} ({choice.cjk_share:.0%} of characters are CJK)")
+        trained = None
+        if main:
+            trained, choice = Tokenizer.train(train_lines, config.tokenizer)
+            log(f"tokenizer: {choice.model_type} model, {choice.vocab_size} pieces, character coverage "
+                f"{choice.character_coverage} ({choice.cjk_share:.0%} of characters are CJK)")
+        tokenizer = Tokenizer(distributed.broadcast(trained.model_bytes if trained else None))
     else:
         tokenizer = Tokenizer(resume["tokenizer"])
-    train_ids, train_cut = truncate(tokenizer.encode(train_lines), config.data.max_length)
-    valid_ids, valid_cut = truncate(tokenizer.encode(valid_lines), config.data.max_length)
+    train_ids, train_cut, cached = cached_encode(tokenizer, train_lines, corpus, config.data.max_length)
+    valid_ids, valid_cut = encode_lines(tokenizer, valid_lines, config.data.max_length)
+    if cached:
+        log(f"token ids of the {len(train_ids):,} training lines read from the cache in {cache_dir()}")
     if train_cut or valid_cut:
         log(f"truncated {train_cut} training and {valid_cut} validation lines to data.max_length = "
             f"{config.data.max_length} tokens")
-    lengths = [len(s) for s in train_ids]
+    lengths = train_ids.lengths
 
     model = SentenceVAE(config.model, tokenizer.vocab_size).to(device)
+    replicated = distributed.wrap(model)  # the same module, gradients averaged across ranks under torchrun
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, fused=True)  # one kernel for all parameters
     low_precision = tc.precision == "bf16"
     dtype = torch.bfloat16 if low_precision else torch.float32
     step = epoch = position = skipped = 0  # position: batches of the current epoch already done
     seconds, best, best_weights = 0.0, None, None
     if resume is None:
-        log(f"model: {sum(p.numel() for p in model.parameters()):,} parameters on {device}")
-        metrics_path(out).write_text("", encoding="utf-8")  # a new run starts a new log
+        log(f"model: {sum(p.numel() for p in model.parameters()):,} parameters on {device}"
+            + (f", {world} processes" if world > 1 else ""))
+        if main:
+            metrics_path(out).write_text("", encoding="utf-8")  # a new run starts a new log
     else:
         state = resume["train_state"]
         if state["corpus"] != corpus:
@@ -160,12 +172,18 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
         step, epoch, position, skipped, seconds = (state[k] for k in ("step", "epoch", "position", "skipped", "seconds"))
         if state["valid"] is not None:
             best, best_weights = ElboReport(**state["valid"]), resume["model"]
-        rewind_metrics(out, step)
+        if rank:  # the checkpoint holds rank 0's random streams; the others restart theirs from the step
+            torch.manual_seed(tc.seed + rank + step)
+            noise.manual_seed(tc.seed + rank + step)
+        if main:
+            rewind_metrics(out, step)
         log(f"resuming at step {step} (epoch {epoch + 1}, batch {position + 1})")
     started = time.perf_counter() - seconds
 
     def save() -> None:
-        """Best weights for generation, plus the latest state for resuming."""
+        """Best weights for generation, plus the latest state for resuming (rank 0 only)."""
+        if not main:
+            return
         weights = best_weights if best_weights is not None else model.state_dict()
         checkpoint.save(out, config, tokenizer, weights, {
             "step": step, "epoch": epoch, "position": position, "skipped": skipped, "corpus": corpus,
@@ -182,23 +200,40 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
         return Interrupted(f"interrupted at step {step}; resumable checkpoint written to {out}; "
                            f"continue with `vaegen train CORPUS --out {out} --resume`")
 
+    def validate(label: str) -> None:
+        """Score at beta = 1, keep the best weights, log, and write the checkpoint."""
+        nonlocal best, best_weights, last_save
+        report = evaluate_elbo(model, valid_ids, tc.batch_size, device)
+        improved = best is None or report.elbo < best.elbo
+        if improved:
+            best = report
+            best_weights = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+        log(f"{label} step {step} valid: NLL {report.rec:.2f}  KL {report.kl:.2f}  -ELBO {report.elbo:.2f} "
+            f"nats/sentence, ppl <= {report.ppl:.2f} per token" + ("  (best)" if improved else ""))
+        if main:
+            append_metrics(out, {"kind": "valid", "step": step, "epoch": epoch,
+                                 "seconds": time.perf_counter() - started, **report.as_dict()})
+        save()
+        last_save = time.monotonic()
+
     last_save = time.monotonic()
     with stop_on_signal() as stop:
         while not finished():
             batches = epoch_batches(lengths, tc.batch_size, tc.seed, epoch)
             bar = tqdm(batches[position:], initial=position, total=len(batches), unit="batch",
                        desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not progress, dynamic_ncols=True)
-            window_tokens, window_sentences, window_start = 0, 0, time.perf_counter()
+            window_steps, window_tokens, window_sentences, window_start = 0, 0, 0, time.perf_counter()
             for indices in bar:
                 beta = kl_weight(step, config.anneal)
-                batch = collate([train_ids[i] for i in indices]).to(device)
+                share = indices[rank::world] or indices[:1]  # this rank's part of the global batch
+                batch = collate([train_ids[i] for i in share]).to(device)
                 inputs = word_dropout(batch.decoder_inputs, tc.word_dropout, UNK_ID, noise)
-                eps = torch.randn(len(indices), config.model.latent_dim, generator=noise).to(device)
+                eps = torch.randn(len(share), config.model.latent_dim, generator=noise).to(device)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low_precision):
-                    output = model(batch.tokens, batch.lengths, inputs, eps)
+                    output = replicated(batch.tokens, batch.lengths, inputs, eps)
                 terms = vae_loss(output.hidden, model.output.weight, model.output.bias, batch.tokens,
                                  output.mu, output.logvar, beta, dtype)
-                loss = terms.loss.item()
+                loss, stop_now = distributed.agree(terms.loss.item(), stop.requested, device)
                 if math.isfinite(loss):
                     optimizer.zero_grad(set_to_none=True)
                     terms.loss.backward()
@@ -213,21 +248,26 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
                     log(f"skipped step {step + 1}: the loss became {loss} ({skipped} skipped so far)")
                 step, position = step + 1, position + 1
 
-                window_tokens, window_sentences = window_tokens + int(batch.lengths.sum()), window_sentences + len(indices)
+                window_steps += 1
+                window_tokens += int(lengths[indices].sum()) + len(indices)  # the global batch, </s> included
+                window_sentences += len(indices)
                 if step % 10 == 0 or step % tc.log_every == 0:
                     elapsed = time.perf_counter() - window_start
                     record = {"kind": "train", "step": step, "epoch": epoch + 1, "loss": loss,
                               "rec": terms.rec.mean().item(), "kl": terms.kl.mean().item(), "beta": beta,
-                              "tokens_per_s": window_tokens / elapsed, "sentences_per_s": window_sentences / elapsed}
+                              "tokens_per_s": window_tokens / elapsed, "sentences_per_s": window_sentences / elapsed,
+                              "ms_per_step": 1000 * elapsed / window_steps}
                     bar.set_postfix(loss=f"{loss:.2f}", nll=f"{record['rec']:.2f}", kl=f"{record['kl']:.2f}",
                                     beta=f"{beta:.3f}", tok_s=f"{record['tokens_per_s']:.0f}", refresh=False)
-                    if step % tc.log_every == 0:
+                    if step % tc.log_every == 0 and main:
                         append_metrics(out, record)
-                    window_tokens, window_sentences, window_start = 0, 0, time.perf_counter()
-                if stop.requested:
+                    window_steps, window_tokens, window_sentences, window_start = 0, 0, 0, time.perf_counter()
+                if stop_now:
                     bar.close()
                     raise interrupted()
-                if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or (
+                if tc.eval_every and step % tc.eval_every == 0 and position < len(batches):
+                    validate(f"epoch {epoch + 1} (batch {position}/{len(batches)})")
+                elif (tc.checkpoint_every and step % tc.checkpoint_every == 0) or (
                         tc.checkpoint_minutes and time.monotonic() - last_save >= 60 * tc.checkpoint_minutes):
                     save()
                     last_save = time.monotonic()
@@ -238,17 +278,12 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
             if position == len(batches):
                 epoch, position = epoch + 1, 0
 
-            report = evaluate_elbo(model, valid_ids, tc.batch_size, device)
-            improved = best is None or report.elbo < best.elbo
-            if improved:
-                best = report
-                best_weights = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
-            log(f"{label} step {step} valid: NLL {report.rec:.2f}  KL {report.kl:.2f}  -ELBO {report.elbo:.2f} "
-                f"nats/sentence, ppl <= {report.ppl:.2f} per token" + ("  (best)" if improved else ""))
-            append_metrics(out, {"kind": "valid", "step": step, "epoch": epoch, **report.as_dict()})
-            save()
-            last_save = time.monotonic()
-            if stop.requested:
+            validate(label)
+            if distributed.agree(0.0, stop.requested, device)[1]:
                 raise interrupted()
     assert best is not None  # the loop ran at least once: resuming a finished run is refused before fit
+    distributed.check_replicas_agree(model, device)
+    if world > 1:
+        log(f"weights identical on all {world} ranks")
+    distributed.teardown()
     return TrainResult(best, step, epoch, time.perf_counter() - started, skipped)

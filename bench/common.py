@@ -1,0 +1,48 @@
+"""Helpers shared by the benchmarks: machine description, timing a child process, printing tables."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def machine() -> str:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    flags = Path("/proc/cpuinfo").read_text()
+    extras = [name for name in ("avx512f", "amx_bf16") if name in flags]
+    return (f"{model}, {os.cpu_count()} cores ({', '.join(extras)}), torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads, Python {platform.python_version()}")
+
+
+@dataclass
+class ChildRun:
+    seconds: float
+    peak_rss_mib: float
+    returncode: int
+    stderr: str
+
+
+def run_child(args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> ChildRun:
+    """Run a command, returning its wall time and its own peak RSS (from wait4, not the whole tree)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stderr = process.stderr.read() if process.stderr else ""
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return ChildRun(time.perf_counter() - start, usage.ru_maxrss / 1024, process.returncode, stderr)
+
+
+def table(headers: list[str], rows: list[list[object]]) -> str:
+    """A Markdown table, ready to paste into docs/BENCHMARKS.md."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)

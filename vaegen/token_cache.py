@@ -1,0 +1,96 @@
+"""Token ids of a whole corpus as two flat arrays, built once and memory-mapped on later runs.
+
+Millions of lines as Python lists of ints would take gigabytes. Here every id sits back to back in
+one int32 array, with an int64 array of sentence offsets; the pair is written to the cache directory
+($VAEGEN_CACHE_DIR, default ~/.cache/vaegen) under a key made of the training lines, the tokenizer
+and data.max_length, and read back with np.load(mmap_mode="r"), so a rerun or a resume skips
+tokenization and memory stays flat: pages load as batches touch them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vaegen.data import truncate
+from vaegen.tokenizer import Tokenizer
+
+CHUNK_LINES = 65_536  # lines tokenized at a time: bounds the Python lists alive at once
+FORMAT = 1
+
+
+@dataclass
+class TokenArray:
+    """Sentence i is ids[offsets[i]:offsets[i + 1]]."""
+
+    ids: np.ndarray  # (total tokens,) int32
+    offsets: np.ndarray  # (sentences + 1,) int64
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.ids[self.offsets[index] : self.offsets[index + 1]]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+def encode_lines(tokenizer: Tokenizer, lines: list[str], max_length: int) -> tuple[TokenArray, int]:
+    """Tokenize in chunks into flat arrays; returns them and how many sentences were truncated."""
+    ids, lengths, cut = [], [], 0
+    for start in range(0, len(lines), CHUNK_LINES):
+        chunk, chunk_cut = truncate(tokenizer.encode(lines[start : start + CHUNK_LINES]), max_length)
+        cut += chunk_cut
+        lengths.append(np.fromiter(map(len, chunk), dtype=np.int64, count=len(chunk)))
+        ids.append(np.fromiter(itertools.chain.from_iterable(chunk), dtype=np.int32))
+    offsets = np.zeros(len(lines) + 1, dtype=np.int64)
+    np.cumsum(np.concatenate(lengths) if lengths else [], out=offsets[1:])
+    return TokenArray(np.concatenate(ids) if ids else np.zeros(0, np.int32), offsets), cut
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("VAEGEN_CACHE_DIR") or Path.home() / ".cache" / "vaegen")
+
+
+def cache_key(corpus_fingerprint: str, tokenizer: Tokenizer, max_length: int) -> str:
+    tokenizer_hash = hashlib.sha256(tokenizer.model_bytes).hexdigest()
+    return hashlib.sha256(f"{FORMAT}:{corpus_fingerprint}:{tokenizer_hash}:{max_length}".encode()).hexdigest()[:32]
+
+
+def _save_atomically(path: Path, array: np.ndarray) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as handle:
+        np.save(handle, array)
+    os.replace(temporary, path)
+
+
+def cached_encode(tokenizer: Tokenizer, lines: list[str], corpus_fingerprint: str,
+                  max_length: int) -> tuple[TokenArray, int, bool]:
+    """The token arrays of `lines`: memory-mapped from the cache when present, else built and cached.
+
+    Returns the arrays, the number of truncated sentences and whether the cache was hit. A cache that
+    cannot be written (read-only home, full disk) only costs the reuse: the arrays stay in memory.
+    """
+    base = cache_dir() / cache_key(corpus_fingerprint, tokenizer, max_length)
+    meta = base.with_suffix(".json")  # written last: its presence means the arrays are complete
+    if meta.exists():
+        arrays = TokenArray(np.load(base.with_suffix(".ids.npy"), mmap_mode="r"),
+                            np.load(base.with_suffix(".offsets.npy"), mmap_mode="r"))
+        return arrays, json.loads(meta.read_text())["truncated"], True
+    arrays, cut = encode_lines(tokenizer, lines, max_length)
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+        _save_atomically(base.with_suffix(".ids.npy"), arrays.ids)
+        _save_atomically(base.with_suffix(".offsets.npy"), arrays.offsets)
+        meta.write_text(json.dumps({"sentences": len(arrays), "tokens": int(arrays.offsets[-1]), "truncated": cut}))
+    except OSError:
+        pass
+    return arrays, cut, False
