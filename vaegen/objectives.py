@@ -34,24 +34,26 @@ class LinearCrossEntropy(torch.autograd.Function):
     def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,  # type: ignore[override]
                 targets: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         exact = torch.promote_types(hidden.dtype, torch.float32)  # float32, or float64 where asked
-        logits = torch.addmm(bias.to(dtype), hidden.to(dtype), weight.to(dtype).t()).to(exact)  # (N, V)
+        low_hidden, low_weight = hidden.to(dtype), weight.to(dtype)  # no copies when dtype is theirs already
+        logits = torch.addmm(bias.to(dtype), low_hidden, low_weight.t()).to(exact)  # (N, V)
         logp = torch.log_softmax(logits, dim=-1)
         nll = -logp.gather(1, targets.unsqueeze(1)).squeeze(1)  # (N,)
         if any(ctx.needs_input_grad[:3]):
             grad = logp.exp_()  # softmax, in place of logp
             grad[torch.arange(grad.size(0), device=grad.device), targets] -= 1.0
-            ctx.save_for_backward(hidden, weight, grad)
-            ctx.dtype = dtype
+            ctx.save_for_backward(low_hidden, low_weight, grad)
+            ctx.dtypes = (hidden.dtype, weight.dtype)
         return nll
 
     @staticmethod
     def backward(ctx, grad_nll: torch.Tensor):  # type: ignore[override]
-        hidden, weight, grad = ctx.saved_tensors
+        low_hidden, low_weight, grad = ctx.saved_tensors
+        hidden_dtype, weight_dtype = ctx.dtypes
         grad_logits = grad.mul_(grad_nll.unsqueeze(1))  # (N, V); backward runs once, so in place is safe
-        low = grad_logits.to(ctx.dtype)
-        grad_hidden = (low @ weight.to(ctx.dtype)).to(hidden.dtype)  # (N, H)
-        grad_weight = (low.t() @ hidden.to(ctx.dtype)).to(weight.dtype)  # (V, H)
-        return grad_hidden, grad_weight, grad_logits.sum(0).to(weight.dtype), None, None
+        low = grad_logits.to(low_weight.dtype)
+        grad_hidden = (low @ low_weight).to(hidden_dtype)  # (N, H)
+        grad_weight = (low.t() @ low_hidden).to(weight_dtype)  # (V, H)
+        return grad_hidden, grad_weight, grad_logits.sum(0).to(weight_dtype), None, None
 
 
 def reconstruction_nll(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor,
