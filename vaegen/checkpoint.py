@@ -13,8 +13,9 @@ import pickle
 import pickletools
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import torch
 
@@ -39,10 +40,16 @@ def save(path: Path, config: Config, tokenizer: Tokenizer, weights: dict[str, to
         "model": {name: tensor.detach().cpu() for name, tensor in weights.items()},
         "train_state": train_state,
     }
+    write_atomically(path, lambda handle: torch.save(payload, handle))
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Call `write` on a temporary file beside `path`, fsync, then rename it over `path`: readers see
+    the old file or the new one, never half of one; the temporary file is removed on failure."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(temporary, "wb") as handle:
-            torch.save(payload, handle)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)

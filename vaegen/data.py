@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vaegen.config import DataConfig
 from vaegen.errors import CorpusError
 from vaegen.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
-def read_lines(path: Path, max_line_chars: int = 100_000, errors: str = "strict") -> list[str]:
+def read_lines(path: Path, max_line_chars: int = DataConfig.max_line_chars, errors: str = "strict") -> list[str]:
     """Non-blank lines of a UTF-8 file, stripped; CRLF accepted.
 
     errors="replace" turns invalid bytes into U+FFFD instead of refusing the file.
@@ -90,7 +91,10 @@ class Batch:
         return torch.cat([bos, self.tokens[:, :-1]], dim=1)
 
 
-def collate(sentences: Sequence[Sequence[int]]) -> Batch:
+TokenIds = Sequence[int] | np.ndarray  # one sentence: a list, or a slice of a flat token array
+
+
+def collate(sentences: Sequence[TokenIds]) -> Batch:
     """Token-id sequences (lists or arrays) -> a padded batch with </s> appended."""
     lengths = np.fromiter((len(s) + 1 for s in sentences), dtype=np.int64, count=len(sentences))
     tokens = np.full((len(sentences), int(lengths.max())), PAD_ID, dtype=np.int64)
@@ -100,7 +104,7 @@ def collate(sentences: Sequence[Sequence[int]]) -> Batch:
     return Batch(torch.from_numpy(tokens), torch.from_numpy(lengths))
 
 
-def epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+def epoch_batches(lengths: Sequence[int] | np.ndarray, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     """Index lists for one epoch: sentences of similar length together, batches in random order.
 
     A random permutation followed by a stable sort on length gives length-homogeneous batches whose
@@ -114,7 +118,7 @@ def epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int
     return [batches[i] for i in shuffled]
 
 
-def eval_batches(sentences: Sequence[Sequence[int]], batch_size: int) -> list[Batch]:
+def eval_batches(sentences: Sequence[TokenIds], batch_size: int) -> list[Batch]:
     """Fixed, length-sorted batches for validation and encoding (order restored by the caller if needed)."""
     order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
     return [collate([sentences[i] for i in order[j : j + batch_size]]) for j in range(0, len(order), batch_size)]

@@ -43,6 +43,7 @@ def broadcast(data: bytes | None) -> bytes:
         return data
     box = [data]
     dist.broadcast_object_list(box, src=0)
+    assert box[0] is not None
     return box[0]
 
 

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from vaegen.data import eval_batches
+from vaegen.data import TokenIds, eval_batches
 from vaegen.model import SentenceVAE
 from vaegen.objectives import kl_divergence, reconstruction_nll
 
@@ -32,7 +32,7 @@ class ElboReport:
 
 
 @torch.no_grad()
-def evaluate_elbo(model: SentenceVAE, sentences: Sequence[Sequence[int]], batch_size: int, device: torch.device,
+def evaluate_elbo(model: SentenceVAE, sentences: Sequence[TokenIds], batch_size: int, device: torch.device,
                   seed: int = 0) -> ElboReport:
     was_training = model.training
     model.eval()

@@ -13,11 +13,13 @@ import hashlib
 import itertools
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from vaegen.checkpoint import write_atomically
 from vaegen.data import truncate
 from vaegen.tokenizer import Tokenizer
 
@@ -26,7 +28,7 @@ FORMAT = 1
 
 
 @dataclass
-class TokenArray:
+class TokenArray(Sequence[np.ndarray]):
     """Sentence i is ids[offsets[i]:offsets[i + 1]]."""
 
     ids: np.ndarray  # (total tokens,) int32
@@ -35,7 +37,7 @@ class TokenArray:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
-    def __getitem__(self, index: int) -> np.ndarray:
+    def __getitem__(self, index: int) -> np.ndarray:  # type: ignore[override]  # no slices: one sentence
         return self.ids[self.offsets[index] : self.offsets[index + 1]]
 
     @property
@@ -65,13 +67,6 @@ def cache_key(corpus_fingerprint: str, tokenizer: Tokenizer, max_length: int) ->
     return hashlib.sha256(f"{FORMAT}:{corpus_fingerprint}:{tokenizer_hash}:{max_length}".encode()).hexdigest()[:32]
 
 
-def _save_atomically(path: Path, array: np.ndarray) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as handle:
-        np.save(handle, array)
-    os.replace(temporary, path)
-
-
 def cached_encode(tokenizer: Tokenizer, lines: list[str], corpus_fingerprint: str,
                   max_length: int) -> tuple[TokenArray, int, bool]:
     """The token arrays of `lines`: memory-mapped from the cache when present, else built and cached.
@@ -88,9 +83,10 @@ def cached_encode(tokenizer: Tokenizer, lines: list[str], corpus_fingerprint: st
     arrays, cut = encode_lines(tokenizer, lines, max_length)
     try:
         base.parent.mkdir(parents=True, exist_ok=True)
-        _save_atomically(base.with_suffix(".ids.npy"), arrays.ids)
-        _save_atomically(base.with_suffix(".offsets.npy"), arrays.offsets)
-        meta.write_text(json.dumps({"sentences": len(arrays), "tokens": int(arrays.offsets[-1]), "truncated": cut}))
+        write_atomically(base.with_suffix(".ids.npy"), lambda handle: np.save(handle, arrays.ids))
+        write_atomically(base.with_suffix(".offsets.npy"), lambda handle: np.save(handle, arrays.offsets))
+        summary = {"sentences": len(arrays), "tokens": int(arrays.offsets[-1]), "truncated": cut}
+        write_atomically(meta, lambda handle: handle.write(json.dumps(summary).encode()))
     except OSError:
         pass
     return arrays, cut, False

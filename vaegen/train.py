@@ -200,6 +200,8 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
         return Interrupted(f"interrupted at step {step}; resumable checkpoint written to {out}; "
                            f"continue with `vaegen train CORPUS --out {out} --resume`")
 
+    last_save = time.monotonic()
+
     def validate(label: str) -> None:
         """Score at beta = 1, keep the best weights, log, and write the checkpoint."""
         nonlocal best, best_weights, last_save
@@ -216,7 +218,6 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
         save()
         last_save = time.monotonic()
 
-    last_save = time.monotonic()
     with stop_on_signal() as stop:
         while not finished():
             batches = epoch_batches(lengths, tc.batch_size, tc.seed, epoch)
