@@ -39,13 +39,38 @@ def test_bytes_rebuild_the_same_tokenizer() -> None:
     assert again.encode(["a dog sees the river ."]) == tokenizer.encode(["a dog sees the river ."])
 
 
-def test_unknown_reports_unseen_characters() -> None:
-    tokenizer, _ = Tokenizer.train(chinese_lines(200), TokenizerConfig())
+def test_unknown_reports_unseen_characters_without_byte_fallback() -> None:
+    tokenizer, _ = Tokenizer.train(chinese_lines(200), TokenizerConfig(byte_fallback=False))
     assert tokenizer.unknown("明月") == []
     assert "Ω" in "".join(tokenizer.unknown("明月Ω"))
+
+
+def test_byte_fallback_keeps_unseen_characters_exact() -> None:
+    tokenizer, _ = Tokenizer.train(chinese_lines(200), TokenizerConfig())
+    text = "明月Ω𠀋几时有"
+    assert tokenizer.unknown(text) == []
+    assert UNK_ID not in tokenizer.encode([text])[0]
+    assert tokenizer.decode(tokenizer.encode([text])) == [text]
+    # two adjacent unseen characters stay two characters, not one merged <unk>
+    assert len(tokenizer.encode(["ΩΨ"])[0]) == len("ΩΨ".encode())
+
+
+@pytest.mark.parametrize("byte_fallback", [True, False])
+def test_literal_unk_is_an_ordinary_word(byte_fallback: bool) -> None:
+    lines = [line.replace("river", "<unk>") for line in english_lines()]
+    tokenizer, _ = Tokenizer.train(lines, TokenizerConfig(model_type="word", vocab_size=100, byte_fallback=byte_fallback))
+    ids = tokenizer.encode(["the <unk> <unk> house"])[0]
+    assert UNK_ID not in ids and len(ids) == 4
+    assert tokenizer.decode([ids]) == ["the <unk> <unk> house"]
 
 
 def test_cjk_share() -> None:
     assert cjk_share(["明月几时有"]) == 1.0
     assert cjk_share(["hello world"]) == 0.0
     assert cjk_share([""]) == 0.0
+
+
+def test_control_ids_are_the_control_character_bytes() -> None:
+    tokenizer, _ = Tokenizer.train(chinese_lines(200), TokenizerConfig())
+    pieces = {tokenizer.sp.id_to_piece(i) for i in tokenizer.control_ids()}
+    assert len(pieces) == 33 and {"<0x0A>", "<0x00>", "<0x7F>"} <= pieces and "<0x20>" not in pieces

@@ -84,7 +84,7 @@ def train(
     max_steps: Annotated[int | None, typer.Option(min=1, show_default=False, help="Stop after this many optimizer steps (train.max_steps).")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, show_default=False, help="Sentences per batch (train.batch_size).")] = None,
     lr: Annotated[float | None, typer.Option(min=0.0, show_default=False, help="Adam learning rate (train.lr).")] = None,
-    latent_dim: Annotated[int | None, typer.Option(min=1, show_default=False, help="Dimensions of the latent code z (model.latent_dim).")] = None,
+    latent_dim: Annotated[int | None, typer.Option(min=0, show_default=False, help="Dimensions of the latent code z; 0 trains the decoder alone, an RNN language model baseline (model.latent_dim).")] = None,
     word_dropout: Annotated[float | None, typer.Option(min=0.0, max=1.0, show_default=False, help="Share of decoder inputs replaced by <unk> (train.word_dropout).")] = None,
     anneal: Annotated[Schedule | None, typer.Option(show_default=False, help="KL-annealing schedule for beta (anneal.schedule).")] = None,
     precision: Annotated[Precision | None, typer.Option(show_default=False, help="bf16 runs the matrix products in "
@@ -170,6 +170,92 @@ def interpolate(
             _note(f"warning: {''.join(dict.fromkeys(unknown))!r} in {text!r} never appeared in training; encoded as <unk>")
     for line in model.interpolate(a, b, steps):
         typer.echo(line)
+
+
+@app.command("eval")
+def evaluate(
+    corpus: Annotated[Path, typer.Argument(show_default=False, help="Held-out UTF-8 lines to score, e.g. a test split.")],
+    iw_samples: Annotated[int, typer.Option("--iw-samples", "-k", min=1, max=100_000, help="Importance samples "
+                                            "per sentence for the log-likelihood estimate (Burda et al., 2016).")] = 500,
+    samples: Annotated[int, typer.Option(min=2, max=MAX_SENTENCES, help="Sentences drawn from the prior for "
+                                         "distinct-n, self-BLEU and the copy rate.")] = 1000,
+    train_corpus: Annotated[Path | None, typer.Option("--train", show_default=False, help="The training lines: "
+                                                      "reports the share of samples that copy one verbatim.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+    precision: Annotated[Precision, typer.Option(help="bf16 scores faster on CPUs with AMX, at bfloat16 "
+                                                 "rounding of the matrix products.")] = Precision.fp32,
+    seed: Annotated[int, typer.Option(help="Seed of the importance samples and of the prior samples.")] = 0,
+    checkpoint: CheckpointOption = None,
+    device: DeviceOption = None,
+) -> None:
+    """Score CORPUS with the figures of the sentence-VAE papers.
+
+    Per sentence, in nats: the importance-weighted NLL (an estimate of -log p(x)), -ELBO, reconstruction
+    and KL at beta = 1; the perplexity from the IW-NLL per word (per character for CJK text), end of
+    sentence counted; mutual information I(x; z) and active units; BLEU of greedy reconstructions; and,
+    for samples from the prior, distinct-1/2, self-BLEU and (with --train) the copy rate.
+    """
+    import json
+
+    from vaegen.data import read_lines
+    from vaegen.evaluation import evaluate as run_evaluation
+
+    lines = read_lines(corpus)
+    train_lines = read_lines(train_corpus) if train_corpus is not None else None
+    model = _load(checkpoint, device)
+    _note(f"scoring {len(lines):,} lines with {iw_samples if model.latent_dim else 1} importance samples each")
+    report = run_evaluation(model, lines, iw_samples, samples, train_lines, seed, precision.value)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict()))
+        return
+    copy = "n/a (pass --train)" if report.copy_rate is None else f"{100 * report.copy_rate:.1f}%"
+    rows = [
+        ("sentences", f"{report.sentences:,} ({report.tokens:,} tokens, {report.units:,} {report.unit}s with </s>)"),
+        (f"NLL (IW, K={report.iw_samples})", f"{report.nll:.2f} nats/sentence"),
+        ("perplexity", f"{report.ppl:.2f} per {report.unit} (end of sentence counted)"),
+        ("-ELBO", f"{report.elbo:.2f} nats/sentence"),
+        ("reconstruction", f"{report.rec:.2f} nats/sentence"),
+        ("KL", f"{report.kl:.2f} nats/sentence"),
+        ("mutual information", f"{report.mi:.2f} nats"),
+        ("active units", f"{report.au} of {report.latent_dim}"),
+        ("reconstruction BLEU", f"{report.bleu:.2f}"),
+        (f"prior samples ({report.samples:,})", (f"distinct-1 {report.distinct_1:.3f}, distinct-2 "
+                                                f"{report.distinct_2:.3f}, self-BLEU {report.self_bleu:.2f}, "
+                                                f"copies of training lines {copy}")),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        typer.echo(f"{name:<{width}}  {value}")
+
+
+@app.command()
+def plot(
+    out: Annotated[Path | None, typer.Option("--out", "-o", show_default=False,
+                                             help="PNG to write. Default: the checkpoint's name with .png.")] = None,
+    valid: Annotated[Path | None, typer.Option(show_default=False, help="Lines whose posterior means are "
+                                               "projected to 2-D (e.g. the validation file); omit to skip "
+                                               "that panel.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out.")] = False,
+    checkpoint: CheckpointOption = None,
+    device: DeviceOption = None,
+) -> None:
+    """Draw a run as PNG: training NLL, KL and beta by step, the validation curves, and the posterior
+    means of --valid lines projected on their two principal axes. Needs matplotlib (pip install 'vaegen[plot]')."""
+    from vaegen import checkpoint as checkpoints
+    from vaegen.data import read_lines
+    from vaegen.plots import draw_run
+    from vaegen.train import metrics_path
+
+    location = checkpoints.locate(checkpoint)
+    target = out if out is not None else location.with_suffix(".png")
+    if target.exists() and not force:
+        raise VaegenError(f"{target} already exists; pass --force to overwrite it or --out to write elsewhere")
+    log = metrics_path(location)
+    if not log.exists():
+        raise VaegenError(f"no metrics log {log} beside {location}; it is written by `vaegen train`")
+    lines = read_lines(valid) if valid is not None else None
+    draw_run(log, _load(location, device) if lines else None, lines, target)
+    _note(f"plot: {target}")
 
 
 def run(argv: list[str]) -> int:

@@ -19,6 +19,7 @@ from vaegen.errors import ConfigError
 TOKENIZER_MODELS = ("auto", "unigram", "bpe", "char", "word")
 ANNEAL_SCHEDULES = ("logistic", "linear", "cyclical", "constant")
 PRECISIONS = ("fp32", "bf16")
+LR_SCHEDULES = ("constant", "linear", "cosine")
 
 
 @dataclass
@@ -32,7 +33,8 @@ class DataConfig:
 @dataclass
 class TokenizerConfig:
     model_type: str = "auto"  # auto: char for a mostly-CJK corpus, unigram otherwise
-    vocab_size: int = 8000  # an upper bound: small corpora get what they can fill
+    vocab_size: int = 8000  # learned pieces, an upper bound: small corpora get what they can fill
+    byte_fallback: bool = True  # adds 256 byte pieces: characters outside the vocabulary stay exact
     character_coverage: float = 0.0  # 0: 0.9995 for CJK corpora, 1.0 otherwise
     sample_lines: int = 2_000_000  # the tokenizer learns from at most this many lines
 
@@ -41,7 +43,7 @@ class TokenizerConfig:
 class ModelConfig:
     embed_dim: int = 256
     hidden_dim: int = 256
-    latent_dim: int = 32
+    latent_dim: int = 32  # 0: no encoder, no latent code: the decoder alone, an RNN language model
     encoder_layers: int = 1
     bidirectional: bool = True
     decoder_layers: int = 1
@@ -67,6 +69,7 @@ class TrainConfig:
     max_steps: int = 0  # 0: no limit besides epochs
     batch_size: int = 32
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # linear or cosine: decay to 0 at the run's last step (epochs or max_steps)
     grad_clip: float = 5.0
     word_dropout: float = 0.25  # share of decoder inputs replaced by <unk> (Bowman et al.)
     precision: str = "fp32"  # bf16: matrix products in bfloat16 (AMX on recent Xeons); validation stays fp32
@@ -143,8 +146,9 @@ def validate(config: Config) -> None:
     _check(t.vocab_size >= 8, "tokenizer.vocab_size must be at least 8")
     _check(0.0 <= t.character_coverage <= 1.0, "tokenizer.character_coverage must lie in [0, 1] (0 = automatic)")
     _check(t.sample_lines >= 1, "tokenizer.sample_lines must be at least 1")
-    for name in ("embed_dim", "hidden_dim", "latent_dim", "encoder_layers", "decoder_layers"):
+    for name in ("embed_dim", "hidden_dim", "encoder_layers", "decoder_layers"):
         _check(getattr(m, name) >= 1, f"model.{name} must be at least 1")
+    _check(m.latent_dim >= 0, "model.latent_dim must not be negative (0 = a language model without a latent code)")
     _check(0.0 <= m.embed_dropout < 1.0, "model.embed_dropout must lie in [0, 1)")
     _check(a.schedule in ANNEAL_SCHEDULES, f"anneal.schedule must be one of {', '.join(ANNEAL_SCHEDULES)}")
     _check(a.k > 0, "anneal.k must be positive")
@@ -155,6 +159,7 @@ def validate(config: Config) -> None:
     _check(tr.max_steps >= 0, "train.max_steps must not be negative (0 = no limit)")
     _check(tr.batch_size >= 1, "train.batch_size must be at least 1")
     _check(tr.lr > 0, "train.lr must be positive")
+    _check(tr.lr_schedule in LR_SCHEDULES, f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}")
     _check(tr.grad_clip > 0, "train.grad_clip must be positive")
     _check(0.0 <= tr.word_dropout <= 1.0, "train.word_dropout must lie in [0, 1]")
     _check(tr.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}")

@@ -1,7 +1,8 @@
 """Turning latent codes into token ids: batched greedy or temperature sampling from p(x|z).
 
 All sentences of a batch advance together one token per step; finished ones are padded. The decoder
-never emits <pad>, <s> or <unk>: they are structural or carry no text.
+never emits <pad>, <s> or <unk>, which are structural or carry no text, nor the ids in `banned`
+(the tokenizer's control-character bytes).
 """
 
 from __future__ import annotations
@@ -16,16 +17,18 @@ DECODE_BATCH = 1024  # codes decoded at once: bounds memory for large --n
 
 @torch.no_grad()
 def generate(model: SentenceVAE, z: torch.Tensor, max_length: int, greedy: bool = True,
-             temperature: float = 1.0, generator: torch.Generator | None = None) -> list[list[int]]:
+             temperature: float = 1.0, generator: torch.Generator | None = None,
+             banned: list[int] | None = None) -> list[list[int]]:
     """z (N, L) -> N token-id lists (without </s>), each at most max_length long."""
+    masked = [PAD_ID, BOS_ID, UNK_ID, *(banned or [])]
     sentences: list[list[int]] = []
     for chunk in z.split(DECODE_BATCH):
-        sentences.extend(_generate_batch(model, chunk, max_length, greedy, temperature, generator))
+        sentences.extend(_generate_batch(model, chunk, max_length, greedy, temperature, generator, masked))
     return sentences
 
 
 def _generate_batch(model: SentenceVAE, z: torch.Tensor, max_length: int, greedy: bool, temperature: float,
-                    generator: torch.Generator | None) -> list[list[int]]:
+                    generator: torch.Generator | None, masked: list[int]) -> list[list[int]]:
     batch = z.size(0)
     state = model.initial_state(z)  # (layers, B, H)
     token = torch.full((batch, 1), BOS_ID, dtype=torch.long, device=z.device)
@@ -34,7 +37,7 @@ def _generate_batch(model: SentenceVAE, z: torch.Tensor, max_length: int, greedy
     for _ in range(max_length + 1):  # + 1: room for </s> after a full-length sentence
         logits, state = model.decode(token, z, state)  # (B, 1, V)
         logits = logits[:, -1]
-        logits[:, [PAD_ID, BOS_ID, UNK_ID]] = float("-inf")
+        logits[:, masked] = float("-inf")
         if greedy:
             token = logits.argmax(dim=-1, keepdim=True)
         else:

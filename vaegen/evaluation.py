@@ -1,21 +1,33 @@
-"""Held-out figures at beta = 1: reconstruction NLL, KL and -ELBO per sentence, and the perplexity bound.
+"""Held-out figures: the cheap validation report of training, and the full `vaegen eval`.
 
--ELBO = rec + KL is an upper bound on -log p(x); exp(-ELBO summed / tokens) is therefore an upper
-bound on the per-token perplexity (tokens include </s>). The one-sample estimate uses a fixed noise
-seed, so the same model on the same data always reports the same numbers.
+`evaluate_elbo` (run by training each epoch): reconstruction NLL, KL, -ELBO at beta = 1 and the active
+units, from one posterior sample per sentence with a fixed noise seed, so the same model on the same
+data always reports the same numbers.
+
+`evaluate` (the `vaegen eval` command) adds what the papers report: an importance-weighted estimate of
+-log p(x) with K samples per sentence (Burda et al., 2016), the perplexity it implies per word or per
+character, mutual information and active units, reconstruction BLEU, and for samples from the prior
+distinct-n, self-BLEU and the share copied from the training lines. All ratios are per sentence
+(nats) unless named otherwise.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
 
+from vaegen import metrics
 from vaegen.data import TokenIds, eval_batches
-from vaegen.model import SentenceVAE
+from vaegen.generator import SentenceGenerator
+from vaegen.model import SentenceVAE, reparameterize
 from vaegen.objectives import kl_divergence, reconstruction_nll
+from vaegen.tokenizer import cjk_share
+
+IW_TOKENS = 8192  # decoder tokens scored at once by the importance-weighted estimate: bounds memory
 
 
 @dataclass
@@ -26,6 +38,7 @@ class ElboReport:
     kl: float  # nats per sentence
     elbo: float  # -ELBO, nats per sentence
     ppl: float  # exp(-ELBO total / tokens): an upper bound on per-token perplexity
+    au: int = 0  # active units: latent dimensions whose posterior mean varies (Var >= 0.01)
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -39,6 +52,7 @@ def evaluate_elbo(model: SentenceVAE, sentences: Sequence[TokenIds], batch_size:
     generator = torch.Generator().manual_seed(seed)
     rec_total = kl_total = 0.0
     tokens = 0
+    means = []
     for batch in eval_batches(sentences, batch_size):
         batch = batch.to(device)
         eps = torch.randn(batch.tokens.size(0), model.config.latent_dim, generator=generator).to(device)
@@ -46,7 +60,131 @@ def evaluate_elbo(model: SentenceVAE, sentences: Sequence[TokenIds], batch_size:
         rec_total += reconstruction_nll(out.hidden, model.output.weight, model.output.bias, batch.tokens).sum().item()
         kl_total += kl_divergence(out.mu, out.logvar).sum().item()
         tokens += int(batch.lengths.sum())
+        means.append(out.mu)
     model.train(was_training)
     n = len(sentences)
     elbo_total = rec_total + kl_total
-    return ElboReport(n, tokens, rec_total / n, kl_total / n, elbo_total / n, math.exp(elbo_total / tokens))
+    return ElboReport(n, tokens, rec_total / n, kl_total / n, elbo_total / n, math.exp(elbo_total / tokens),
+                      metrics.active_units(torch.cat(means)))
+
+
+@dataclass
+class CorpusScores:
+    """Per-sentence scores from `score_corpus`, all in the same (length-sorted) order."""
+
+    rec: torch.Tensor  # (N,) E_q[-log p(x|z)], averaged over the K samples
+    kl: torch.Tensor  # (N,) KL(q(z|x) || p(z)), closed form
+    nll: torch.Tensor  # (N,) -log p(x) estimated with K importance samples
+    mu: torch.Tensor  # (N, L)
+    logvar: torch.Tensor  # (N, L)
+    z: torch.Tensor  # (N, L) one posterior draw per sentence
+    tokens: int  # pieces + one </s> per sentence
+
+
+@torch.no_grad()
+def score_corpus(model: SentenceVAE, sentences: Sequence[TokenIds], samples: int, device: torch.device,
+                 seed: int = 0, precision: str = "fp32", batch_size: int = 32) -> CorpusScores:
+    """Score each sentence with K = `samples` draws z_k ~ q(z|x): log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x).
+
+    Sentences are repeated K times in chunks of at most IW_TOKENS decoder tokens, so memory does not
+    grow with K. A model without a latent code (latent_dim 0) has one exact weight per sentence.
+    """
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    low = precision == "bf16"
+    dtype = torch.bfloat16 if low else torch.float32
+    latent = model.config.latent_dim
+    samples = samples if latent else 1
+    recs, kls, nlls, mus, logvars, draws = [], [], [], [], [], []
+    tokens = 0
+    for batch in eval_batches(sentences, batch_size):
+        batch = batch.to(device)
+        rows, width = batch.tokens.shape
+        mu, logvar = model.encode(batch.tokens, batch.lengths)
+        mu, logvar = mu.float(), logvar.float()
+        per_chunk = max(1, IW_TOKENS // (rows * width))
+        log_weights, rec_sum, done = [], torch.zeros(rows, device=device), 0
+        while done < samples:
+            k = min(per_chunk, samples - done)
+            eps = torch.randn(rows, k, latent, generator=generator).to(device)
+            z = reparameterize(mu.unsqueeze(1), logvar.unsqueeze(1), eps)  # (B, k, L)
+            flat = z.reshape(rows * k, latent)
+            tokens_k = batch.tokens.repeat_interleave(k, dim=0)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low):
+                hidden, _ = model.decoder_states(batch.decoder_inputs.repeat_interleave(k, dim=0), flat,
+                                                 model.initial_state(flat))
+            rec = reconstruction_nll(hidden.float(), model.output.weight, model.output.bias, tokens_k, dtype)
+            rec = rec.view(rows, k)
+            prior = metrics.gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
+            posterior = metrics.gaussian_log_density(z, mu.unsqueeze(1), logvar.unsqueeze(1))
+            log_weights.append(-rec + prior - posterior)
+            rec_sum += rec.sum(dim=1)
+            if done == 0:
+                draws.append(z[:, 0])
+            done += k
+        nlls.append(-metrics.iw_bound(torch.cat(log_weights, dim=1)))
+        recs.append(rec_sum / samples)
+        kls.append(kl_divergence(mu, logvar))
+        mus.append(mu)
+        logvars.append(logvar)
+        tokens += int(batch.lengths.sum())
+    model.train(was_training)
+    return CorpusScores(torch.cat(recs), torch.cat(kls), torch.cat(nlls), torch.cat(mus), torch.cat(logvars),
+                        torch.cat(draws), tokens)
+
+
+@dataclass
+class Evaluation:
+    """What `vaegen eval` prints; per-sentence figures are means over the evaluated lines, in nats."""
+
+    sentences: int
+    tokens: int  # tokenizer pieces + one </s> per sentence
+    units: int  # what perplexity is per: words (or characters for CJK text) + one end of sentence per line
+    unit: str  # "word" or "character"
+    iw_samples: int
+    nll: float  # importance-weighted estimate of -log p(x)
+    ppl: float  # exp(nll total / units)
+    elbo: float  # -ELBO at beta = 1 (an upper bound on nll)
+    rec: float
+    kl: float
+    mi: float  # I(x; z), He et al. (2019)
+    au: int  # active units
+    latent_dim: int
+    bleu: float  # corpus BLEU of greedy reconstructions from the posterior mean (0-100)
+    samples: int  # sentences drawn from the prior for the figures below
+    distinct_1: float
+    distinct_2: float
+    self_bleu: float  # 0-100
+    copy_rate: float | None  # share of samples identical to a training line (None: no training lines given)
+    seconds: float
+
+    def as_dict(self) -> dict[str, float | int | str | None]:
+        return asdict(self)
+
+
+def evaluate(model: SentenceGenerator, lines: list[str], iw_samples: int = 500, prior_samples: int = 1000,
+             train_lines: list[str] | None = None, seed: int = 0, precision: str = "fp32") -> Evaluation:
+    """Every figure of `vaegen eval` for the held-out `lines`; `train_lines` enable the copy rate."""
+    started = time.perf_counter()
+    ids = model.tokenizer.encode(lines)  # not truncated: the likelihood covers every token
+    scores = score_corpus(model.model, ids, iw_samples, model.device, seed, precision)
+    n = len(lines)
+    cjk = cjk_share(lines[:20_000]) > 0.5
+    units = sum(len(metrics.units(line, cjk)) + 1 for line in lines)
+    nll_total = scores.nll.sum().item()
+    reconstructions = model.decode(model.encode(lines).mu)
+    drawn = model.sample(prior_samples, seed=seed)
+    copied = None
+    if train_lines is not None:
+        seen = set(train_lines)
+        copied = sum(text in seen for text in drawn) / len(drawn)
+    return Evaluation(
+        sentences=n, tokens=scores.tokens, units=units, unit="character" if cjk else "word",
+        iw_samples=iw_samples if model.latent_dim else 1, nll=nll_total / n, ppl=math.exp(nll_total / units),
+        elbo=(scores.rec + scores.kl).mean().item(), rec=scores.rec.mean().item(), kl=scores.kl.mean().item(),
+        mi=metrics.mutual_information(scores.mu, scores.logvar, scores.z), au=metrics.active_units(scores.mu),
+        latent_dim=model.latent_dim, bleu=metrics.corpus_bleu(reconstructions, lines, cjk), samples=len(drawn),
+        distinct_1=metrics.distinct_n(drawn, 1, cjk), distinct_2=metrics.distinct_n(drawn, 2, cjk),
+        self_bleu=metrics.self_bleu(drawn, cjk), copy_rate=copied, seconds=time.perf_counter() - started,
+    )

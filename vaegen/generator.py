@@ -74,11 +74,15 @@ class SentenceGenerator:
     def decode(self, z: torch.Tensor, *, greedy: bool = True, temperature: float = 1.0,
                generator: torch.Generator | None = None) -> list[str]:
         """Texts for codes z (N, latent_dim): greedy by default, or sampled at `temperature`."""
-        ids = generate(self.model, z.to(self.device), self.config.data.max_length, greedy, temperature, generator)
+        ids = generate(self.model, z.to(self.device), self.config.data.max_length, greedy, temperature, generator,
+                       self.tokenizer.control_ids())
         return self.tokenizer.decode(ids)
 
     def interpolate(self, a: str, b: str, steps: int = 7) -> list[str]:
         """Greedy decodings along the straight line between the posterior means of a and b."""
+        if not self.latent_dim:
+            raise VaegenError("this checkpoint is a language model (latent_dim = 0): it has no latent space to "
+                              "interpolate in; use a checkpoint trained with --latent-dim above 0")
         mu = self.encode([a, b]).mu  # (2, L)
         t = torch.linspace(0.0, 1.0, steps, device=self.device).unsqueeze(1)  # (steps, 1)
         return self.decode((1 - t) * mu[0] + t * mu[1])

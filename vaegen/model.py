@@ -2,7 +2,9 @@
 
 The encoder reads the sentence (pieces then </s>) and maps its final state to the mean and log
 variance of a diagonal Gaussian posterior. The decoder is a GRU language model conditioned on z
-through its initial state and/or by z concatenated to every input embedding. The model computes
+through its initial state and/or by z concatenated to every input embedding. With latent_dim = 0
+there is no encoder and z is empty: the decoder alone is the RNN language model baseline, trained
+and scored by the same code (its KL is 0 and its ELBO is its exact likelihood). The model computes
 decoder states; the loss, output layer included, is assembled in `objectives`, and randomness (the reparameterisation noise)
 is passed in by the caller.
 """
@@ -44,15 +46,20 @@ class SentenceVAE(nn.Module):
         directions = 2 if c.bidirectional else 1
         self.embedding = nn.Embedding(vocab_size, c.embed_dim, padding_idx=PAD_ID)  # shared by both GRUs
         self.dropout = nn.Dropout(c.embed_dropout)
-        self.encoder = nn.GRU(c.embed_dim, c.hidden_dim, c.encoder_layers, batch_first=True, bidirectional=c.bidirectional)
-        self.to_posterior = nn.Linear(directions * c.hidden_dim, 2 * c.latent_dim)
-        self.latent_to_hidden = nn.Linear(c.latent_dim, c.decoder_layers * c.hidden_dim) if c.z_to_init else None
+        self.encoder = (nn.GRU(c.embed_dim, c.hidden_dim, c.encoder_layers, batch_first=True, bidirectional=c.bidirectional)
+                        if c.latent_dim else None)
+        self.to_posterior = nn.Linear(directions * c.hidden_dim, 2 * c.latent_dim) if c.latent_dim else None
+        self.latent_to_hidden = (nn.Linear(c.latent_dim, c.decoder_layers * c.hidden_dim)
+                                 if c.z_to_init and c.latent_dim else None)
         decoder_input = c.embed_dim + (c.latent_dim if c.z_every_step else 0)
         self.decoder = nn.GRU(decoder_input, c.hidden_dim, c.decoder_layers, batch_first=True)
         self.output = nn.Linear(c.hidden_dim, vocab_size)
 
     def encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> Posterior:
         """tokens (B, T), lengths (B,) -> q(z|x). Packing makes the result independent of padding."""
+        if self.encoder is None or self.to_posterior is None:  # the language model: an empty code
+            empty = tokens.new_zeros(tokens.size(0), 0, dtype=self.embedding.weight.dtype)
+            return Posterior(empty, empty)
         embedded = self.dropout(self.embedding(tokens))  # (B, T, E)
         packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, hidden = self.encoder(packed)  # (layers * directions, B, H)

@@ -2,7 +2,9 @@
 
 Ids 0-3 are reserved: <pad>, <unk>, <s> (decoder start) and </s> (end of sentence). Text is kept as
 written (identity normalisation), so Chinese full-width punctuation survives a round trip instead of
-being folded to ASCII by NFKC.
+being folded to ASCII by NFKC. With byte fallback (the default) a character outside the vocabulary
+becomes its UTF-8 bytes, so every line round-trips and the likelihood covers all of its text; the unk
+piece is renamed so that a literal "<unk>" in a corpus (PTB has many) is an ordinary word.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from vaegen.config import TokenizerConfig
 from vaegen.errors import CorpusError
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+UNK_PIECE = "<vaegen:unk>"  # not "<unk>", which corpora use as a word
+BYTE_PIECES = 256
 
 
 def cjk_share(lines: list[str]) -> float:
@@ -69,12 +73,13 @@ class Tokenizer:
                 sentence_iterator=iter(sample),
                 model_writer=model,
                 model_type=choice.model_type,
-                vocab_size=choice.vocab_size,
+                vocab_size=choice.vocab_size + (BYTE_PIECES if config.byte_fallback else 0),
                 hard_vocab_limit=False,  # vocab_size is a ceiling: small corpora get fewer pieces
                 character_coverage=choice.character_coverage,
                 normalization_rule_name="identity",
                 add_dummy_prefix=choice.model_type != "char",
-                pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+                pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID, unk_piece=UNK_PIECE,
+                byte_fallback=config.byte_fallback,
                 num_threads=os.cpu_count() or 1,
                 minloglevel=2,
             )
@@ -92,6 +97,12 @@ class Tokenizer:
 
     def decode(self, ids: list[list[int]]) -> list[str]:
         return self.sp.decode(ids)
+
+    def control_ids(self) -> list[int]:
+        """Byte pieces of ASCII control characters (newline among them): never generated, since an
+        example is one line of text."""
+        return [i for i in range(self.vocab_size) if self.sp.is_byte(i)
+                and (int(self.sp.id_to_piece(i)[1:-1], 16) < 0x20 or self.sp.id_to_piece(i) == "<0x7F>")]
 
     def unknown(self, text: str) -> list[str]:
         """The parts of `text` that the vocabulary cannot represent (they map to <unk>)."""

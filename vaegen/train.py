@@ -1,8 +1,8 @@
 """Training, top to bottom: tokenizer, token ids, model, then one loop of steps and per-epoch validation.
 
 Each step: beta from the annealing schedule, a length-grouped batch, word dropout on the decoder
-inputs, forward, loss, backward, gradient clipping, Adam. After each epoch the model is scored on
-the validation lines at beta = 1. The checkpoint file holds the best weights by validation -ELBO
+inputs, forward, loss, backward, gradient clipping, Adam at the scheduled learning rate. After each
+epoch the model is scored on the validation lines at beta = 1 (-ELBO, KL, active units). The checkpoint file holds the best weights by validation -ELBO
 (what `sample` uses) and everything needed to resume exactly where training stopped: the latest
 weights, Adam's state, both random states, the step and the position in the epoch's batch order.
 It is rewritten after each epoch, every `checkpoint_every` steps or `checkpoint_minutes`, and on
@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from vaegen import checkpoint, distributed
-from vaegen.config import Config, apply_overrides
+from vaegen.config import Config, TrainConfig, apply_overrides
 from vaegen.data import collate, epoch_batches
 from vaegen.errors import Interrupted, TrainingError
 from vaegen.evaluation import ElboReport, evaluate_elbo
@@ -106,6 +106,17 @@ def load_resumable(out: Path, overrides: list[str]) -> tuple[Config, dict[str, A
         raise TrainingError(f"the run in {out} is complete ({state['epoch']} epochs, {state['step']} steps); "
                             f"raise --epochs or --max-steps to train further")
     return config, payload
+
+
+def learning_rate(step: int, total_steps: int, config: TrainConfig) -> float:
+    """The rate for the step after `step`: constant, or decaying to 0 at `total_steps`, which a fixed
+    budget rewards (the last steps refine instead of bouncing around the minimum)."""
+    done = min(step / max(total_steps, 1), 1.0)
+    if config.lr_schedule == "linear":
+        return config.lr * (1.0 - done)
+    if config.lr_schedule == "cosine":
+        return config.lr * 0.5 * (1.0 + math.cos(math.pi * done))
+    return config.lr
 
 
 @dataclass
@@ -211,13 +222,16 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
             best = report
             best_weights = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
         log(f"{label} step {step} valid: NLL {report.rec:.2f}  KL {report.kl:.2f}  -ELBO {report.elbo:.2f} "
-            f"nats/sentence, ppl <= {report.ppl:.2f} per token" + ("  (best)" if improved else ""))
+            f"nats/sentence, ppl <= {report.ppl:.2f} per token, active units {report.au}/{config.model.latent_dim}"
+            + ("  (best)" if improved else ""))
         if main:
             append_metrics(out, {"kind": "valid", "step": step, "epoch": epoch,
                                  "seconds": time.perf_counter() - started, **report.as_dict()})
         save()
         last_save = time.monotonic()
 
+    total_steps = tc.epochs * math.ceil(len(lengths) / tc.batch_size)  # what the learning-rate schedule spans
+    total_steps = min(total_steps, tc.max_steps or total_steps)
     with stop_on_signal() as stop:
         while not finished():
             batches = epoch_batches(lengths, tc.batch_size, tc.seed, epoch)
@@ -236,6 +250,8 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
                                  output.mu, output.logvar, beta, dtype)
                 loss, stop_now = distributed.agree(terms.loss.item(), stop.requested, device)
                 if math.isfinite(loss):
+                    for group in optimizer.param_groups:
+                        group["lr"] = learning_rate(step, total_steps, tc)
                     optimizer.zero_grad(set_to_none=True)
                     terms.loss.backward()
                     torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
