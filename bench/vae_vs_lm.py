@@ -54,7 +54,8 @@ def train_and_evaluate(name: str, corpus: Corpus, args: argparse.Namespace) -> d
             raise SystemExit(f"vaegen train failed:\n{child.stderr}")
     result = args.out / f"{name}.eval.json"
     command = [sys.executable, "-m", "vaegen", "eval", str(corpus.test), "-c", str(model), "--json",
-               "--iw-samples", str(args.iw_samples), "--train", str(corpus.train), "--precision", args.eval_precision]
+               "--iw-samples", str(args.iw_samples), "--train", str(corpus.train), "--precision", args.eval_precision,
+               "--no-progress"]
     print(f"evaluating {name}: {' '.join(command[2:])}", flush=True)
     child = run_child(command, cwd=ROOT, stdout=result)
     if child.returncode != 0:

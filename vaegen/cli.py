@@ -185,6 +185,7 @@ def evaluate(
     precision: Annotated[Precision, typer.Option(help="bf16 scores faster on CPUs with AMX, at bfloat16 "
                                                  "rounding of the matrix products.")] = Precision.fp32,
     seed: Annotated[int, typer.Option(help="Seed of the importance samples and of the prior samples.")] = 0,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar while scoring.")] = True,
     checkpoint: CheckpointOption = None,
     device: DeviceOption = None,
 ) -> None:
@@ -204,7 +205,7 @@ def evaluate(
     train_lines = read_lines(train_corpus) if train_corpus is not None else None
     model = _load(checkpoint, device)
     _note(f"scoring {len(lines):,} lines with {iw_samples if model.latent_dim else 1} importance samples each")
-    report = run_evaluation(model, lines, iw_samples, samples, train_lines, seed, precision.value)
+    report = run_evaluation(model, lines, iw_samples, samples, train_lines, seed, precision.value, progress)
     if as_json:
         typer.echo(json.dumps(report.as_dict()))
         return

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
+from tqdm import tqdm
 
 from vaegen import metrics
 from vaegen.data import TokenIds, eval_batches
@@ -83,7 +84,7 @@ class CorpusScores:
 
 @torch.no_grad()
 def score_corpus(model: SentenceVAE, sentences: Sequence[TokenIds], samples: int, device: torch.device,
-                 seed: int = 0, precision: str = "fp32", batch_size: int = 32) -> CorpusScores:
+                 seed: int = 0, precision: str = "fp32", batch_size: int = 32, progress: bool = False) -> CorpusScores:
     """Score each sentence with K = `samples` draws z_k ~ q(z|x): log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x).
 
     Sentences are repeated K times in chunks of at most IW_TOKENS decoder tokens, so memory does not
@@ -98,7 +99,8 @@ def score_corpus(model: SentenceVAE, sentences: Sequence[TokenIds], samples: int
     samples = samples if latent else 1
     recs, kls, nlls, mus, logvars, draws = [], [], [], [], [], []
     tokens = 0
-    for batch in eval_batches(sentences, batch_size):
+    batches = eval_batches(sentences, batch_size)
+    for batch in tqdm(batches, desc=f"scoring (K={samples})", unit="batch", disable=not progress, dynamic_ncols=True):
         batch = batch.to(device)
         rows, width = batch.tokens.shape
         mu, logvar = model.encode(batch.tokens, batch.lengths)
@@ -164,11 +166,12 @@ class Evaluation:
 
 
 def evaluate(model: SentenceGenerator, lines: list[str], iw_samples: int = 500, prior_samples: int = 1000,
-             train_lines: list[str] | None = None, seed: int = 0, precision: str = "fp32") -> Evaluation:
+             train_lines: list[str] | None = None, seed: int = 0, precision: str = "fp32",
+             progress: bool = False) -> Evaluation:
     """Every figure of `vaegen eval` for the held-out `lines`; `train_lines` enable the copy rate."""
     started = time.perf_counter()
     ids = model.tokenizer.encode(lines)  # not truncated: the likelihood covers every token
-    scores = score_corpus(model.model, ids, iw_samples, model.device, seed, precision)
+    scores = score_corpus(model.model, ids, iw_samples, model.device, seed, precision, progress=progress)
     n = len(lines)
     cjk = cjk_share(lines[:20_000]) > 0.5
     units = sum(len(metrics.units(line, cjk)) + 1 for line in lines)
