@@ -72,5 +72,6 @@ def test_cjk_share() -> None:
 
 def test_control_ids_are_the_control_character_bytes() -> None:
     tokenizer, _ = Tokenizer.train(chinese_lines(200), TokenizerConfig())
-    pieces = {tokenizer.sp.id_to_piece(i) for i in tokenizer.control_ids()}
+    pieces = {tokenizer.sp.id_to_piece(i) for i in tokenizer.control_ids}
     assert len(pieces) == 33 and {"<0x0A>", "<0x00>", "<0x7F>"} <= pieces and "<0x20>" not in pieces
+    assert Tokenizer.train(chinese_lines(200), TokenizerConfig(byte_fallback=False))[0].control_ids == []

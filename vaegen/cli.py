@@ -249,8 +249,7 @@ def plot(
 
     location = checkpoints.locate(checkpoint)
     target = out if out is not None else location.with_suffix(".png")
-    if target.exists() and not force:
-        raise VaegenError(f"{target} already exists; pass --force to overwrite it or --out to write elsewhere")
+    checkpoints.check_writable(target, force)
     log = metrics_path(location)
     if not log.exists():
         raise VaegenError(f"no metrics log {log} beside {location}; it is written by `vaegen train`")

@@ -75,7 +75,7 @@ class SentenceGenerator:
                generator: torch.Generator | None = None) -> list[str]:
         """Texts for codes z (N, latent_dim): greedy by default, or sampled at `temperature`."""
         ids = generate(self.model, z.to(self.device), self.config.data.max_length, greedy, temperature, generator,
-                       self.tokenizer.control_ids())
+                       self.tokenizer.control_ids)
         return self.tokenizer.decode(ids)
 
     def interpolate(self, a: str, b: str, steps: int = 7) -> list[str]:

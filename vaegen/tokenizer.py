@@ -61,6 +61,10 @@ class Tokenizer:
     def __init__(self, model_bytes: bytes) -> None:
         self.model_bytes = model_bytes
         self.sp = spm.SentencePieceProcessor(model_proto=model_bytes)
+        # byte pieces of ASCII control characters (newline among them): never generated, since an
+        # example is one line of text; empty without byte fallback
+        controls = (self.sp.piece_to_id(f"<0x{byte:02X}>") for byte in (*range(0x20), 0x7F))
+        self.control_ids = [i for i in controls if self.sp.is_byte(i)]
 
     @classmethod
     def train(cls, lines: list[str], config: TokenizerConfig) -> tuple[Tokenizer, TokenizerChoice]:
@@ -97,12 +101,6 @@ class Tokenizer:
 
     def decode(self, ids: list[list[int]]) -> list[str]:
         return self.sp.decode(ids)
-
-    def control_ids(self) -> list[int]:
-        """Byte pieces of ASCII control characters (newline among them): never generated, since an
-        example is one line of text."""
-        return [i for i in range(self.vocab_size) if self.sp.is_byte(i)
-                and (int(self.sp.id_to_piece(i)[1:-1], 16) < 0x20 or self.sp.id_to_piece(i) == "<0x7F>")]
 
     def unknown(self, text: str) -> list[str]:
         """The parts of `text` that the vocabulary cannot represent (they map to <unk>)."""

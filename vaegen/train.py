@@ -2,11 +2,11 @@
 
 Each step: beta from the annealing schedule, a length-grouped batch, word dropout on the decoder
 inputs, forward, loss, backward, gradient clipping, Adam at the scheduled learning rate. After each
-epoch the model is scored on the validation lines at beta = 1 (-ELBO, KL, active units). The checkpoint file holds the best weights by validation -ELBO
-(what `sample` uses) and everything needed to resume exactly where training stopped: the latest
-weights, Adam's state, both random states, the step and the position in the epoch's batch order.
-It is rewritten after each epoch, every `checkpoint_every` steps or `checkpoint_minutes`, and on
-Ctrl-C or SIGTERM, always atomically.
+epoch the model is scored on the validation lines at beta = 1 (-ELBO, KL, active units). The
+checkpoint file holds the best weights by validation -ELBO (what `sample` uses) and everything
+needed to resume exactly where training stopped: the latest weights, Adam's state, both random
+states, the step and the position in the epoch's batch order. It is rewritten after each epoch,
+every `checkpoint_every` steps or `checkpoint_minutes`, and on Ctrl-C or SIGTERM, always atomically.
 """
 
 from __future__ import annotations
@@ -250,8 +250,9 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
                                  output.mu, output.logvar, beta, dtype)
                 loss, stop_now = distributed.agree(terms.loss.item(), stop.requested, device)
                 if math.isfinite(loss):
+                    rate = learning_rate(step, total_steps, tc)
                     for group in optimizer.param_groups:
-                        group["lr"] = learning_rate(step, total_steps, tc)
+                        group["lr"] = rate
                     optimizer.zero_grad(set_to_none=True)
                     terms.loss.backward()
                     torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
