@@ -84,3 +84,15 @@ def test_greedy_generation_is_deterministic_and_sampling_follows_the_seed() -> N
     assert generate(model, z, 10) == generate(model, z, 10)
     sampled = [generate(model, z, 10, greedy=False, generator=torch.Generator().manual_seed(s)) for s in (1, 1, 2)]
     assert sampled[0] == sampled[1] != sampled[2]
+
+
+def test_embedding_dropout_reaches_the_decoder_alone() -> None:
+    """The encoder must read the whole sentence; dropout regularises only the decoder's inputs."""
+    torch.manual_seed(0)
+    model = SentenceVAE(ModelConfig(embed_dim=8, hidden_dim=12, latent_dim=4, embed_dropout=0.5), VOCAB).train()
+    batch = collate(SENTENCES)
+    assert torch.equal(model.encode(batch.tokens, batch.lengths).mu, model.encode(batch.tokens, batch.lengths).mu)
+    z = torch.zeros(3, 4)
+    first, _ = model.decoder_states(batch.decoder_inputs, z, model.initial_state(z))
+    second, _ = model.decoder_states(batch.decoder_inputs, z, model.initial_state(z))
+    assert not torch.equal(first, second)

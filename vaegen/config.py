@@ -49,7 +49,10 @@ class ModelConfig:
     decoder_layers: int = 1
     z_to_init: bool = True  # z sets the decoder's initial hidden state
     z_every_step: bool = True  # z is concatenated to every decoder input
-    embed_dropout: float = 0.2
+    embed_dropout: float = 0.2  # on the decoder's input embeddings (the encoder reads every word)
+    output_dropout: float = 0.0  # on the decoder's states before the output layer
+    tie_embeddings: bool = False  # the output layer reuses the embedding matrix (needs embed_dim == hidden_dim)
+    bn_gamma: float = 0.0  # BN-VAE (Zhu et al., 2020): batch-normalised posterior means with this fixed scale; 0 = off
 
 
 @dataclass
@@ -72,6 +75,10 @@ class TrainConfig:
     lr_schedule: str = "constant"  # linear or cosine: decay to 0 at the run's last step (epochs or max_steps)
     grad_clip: float = 5.0
     word_dropout: float = 0.25  # share of decoder inputs replaced by <unk> (Bowman et al.)
+    free_bits: float = 0.0  # nats per latent dimension that cost nothing to use (Kingma et al., 2016); 0 = off
+    free_bits_per_example: bool = False  # judge each example's dimensions alone (Li et al., 2019), not the batch mean
+    pretrain_epochs: int = 0  # autoencoder epochs (beta = 0) before a decoder reset and the VAE (Li et al., 2019)
+    aggressive_epochs: int = 0  # at most this many epochs of aggressive encoder updates (He et al., 2019); 0 = off
     precision: str = "fp32"  # bf16: matrix products in bfloat16 (AMX on recent Xeons); validation stays fp32
     seed: int = 0
     log_every: int = 100  # steps between training lines in the metrics log
@@ -149,7 +156,11 @@ def validate(config: Config) -> None:
     for name in ("embed_dim", "hidden_dim", "encoder_layers", "decoder_layers"):
         _check(getattr(m, name) >= 1, f"model.{name} must be at least 1")
     _check(m.latent_dim >= 0, "model.latent_dim must not be negative (0 = a language model without a latent code)")
-    _check(0.0 <= m.embed_dropout < 1.0, "model.embed_dropout must lie in [0, 1)")
+    _check(0.0 <= m.embed_dropout < 1.0 and 0.0 <= m.output_dropout < 1.0,
+           "model.embed_dropout and model.output_dropout must lie in [0, 1)")
+    _check(not m.tie_embeddings or m.embed_dim == m.hidden_dim,
+           "model.tie_embeddings needs model.embed_dim equal to model.hidden_dim")
+    _check(m.bn_gamma >= 0.0, "model.bn_gamma must not be negative (0 = off)")
     _check(a.schedule in ANNEAL_SCHEDULES, f"anneal.schedule must be one of {', '.join(ANNEAL_SCHEDULES)}")
     _check(a.k > 0, "anneal.k must be positive")
     _check(a.warmup_steps >= 1 and a.period >= 1, "anneal.warmup_steps and anneal.period must be at least 1")
@@ -162,6 +173,9 @@ def validate(config: Config) -> None:
     _check(tr.lr_schedule in LR_SCHEDULES, f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}")
     _check(tr.grad_clip > 0, "train.grad_clip must be positive")
     _check(0.0 <= tr.word_dropout <= 1.0, "train.word_dropout must lie in [0, 1]")
+    _check(tr.free_bits >= 0.0, "train.free_bits must not be negative (0 = off)")
+    _check(0 <= tr.pretrain_epochs < tr.epochs, "train.pretrain_epochs must lie in [0, train.epochs)")
+    _check(tr.aggressive_epochs >= 0, "train.aggressive_epochs must not be negative (0 = off)")
     _check(tr.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}")
     _check(tr.log_every >= 1, "train.log_every must be at least 1")
     _check(tr.eval_every >= 0, "train.eval_every must not be negative (0 = at epoch ends only)")

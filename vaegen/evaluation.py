@@ -28,6 +28,7 @@ from vaegen.model import SentenceVAE, reparameterize
 from vaegen.objectives import kl_divergence, reconstruction_nll
 from vaegen.tokenizer import cjk_share
 
+MI_SENTENCES = 4096  # validation MI is O(N^2 L): a larger set is subsampled evenly
 IW_TOKENS = 8192  # decoder tokens scored at once by the importance-weighted estimate: bounds memory
 
 
@@ -40,6 +41,7 @@ class ElboReport:
     elbo: float  # -ELBO, nats per sentence
     ppl: float  # exp(-ELBO total / tokens): an upper bound on per-token perplexity
     au: int = 0  # active units: latent dimensions whose posterior mean varies (Var >= 0.01)
+    mi: float = 0.0  # I(x; z) over (at most MI_SENTENCES of) the scored sentences, nats
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -53,7 +55,7 @@ def evaluate_elbo(model: SentenceVAE, sentences: Sequence[TokenIds], batch_size:
     generator = torch.Generator().manual_seed(seed)
     rec_total = kl_total = 0.0
     tokens = 0
-    means = []
+    means, logvars, draws = [], [], []
     for batch in eval_batches(sentences, batch_size):
         batch = batch.to(device)
         eps = torch.randn(batch.tokens.size(0), model.config.latent_dim, generator=generator).to(device)
@@ -62,11 +64,15 @@ def evaluate_elbo(model: SentenceVAE, sentences: Sequence[TokenIds], batch_size:
         kl_total += kl_divergence(out.mu, out.logvar).sum().item()
         tokens += int(batch.lengths.sum())
         means.append(out.mu)
+        logvars.append(out.logvar)
+        draws.append(out.z)
     model.train(was_training)
     n = len(sentences)
     elbo_total = rec_total + kl_total
+    every = math.ceil(n / MI_SENTENCES)  # batches run short to long: an even stride keeps every length
+    mu, logvar, z = (torch.cat(parts)[::every].float() for parts in (means, logvars, draws))
     return ElboReport(n, tokens, rec_total / n, kl_total / n, elbo_total / n, math.exp(elbo_total / tokens),
-                      metrics.active_units(torch.cat(means)))
+                      metrics.active_units(torch.cat(means)), metrics.mutual_information(mu, logvar, z))
 
 
 @dataclass

@@ -4,7 +4,10 @@ The encoder reads the sentence (pieces then </s>) and maps its final state to th
 variance of a diagonal Gaussian posterior. The decoder is a GRU language model conditioned on z
 through its initial state and/or by z concatenated to every input embedding. With latent_dim = 0
 there is no encoder and z is empty: the decoder alone is the RNN language model baseline, trained
-and scored by the same code (its KL is 0 and its ELBO is its exact likelihood). The model computes
+and scored by the same code (its KL is 0 and its ELBO is its exact likelihood). Remedies for posterior
+collapse that live in the model: batch-normalised posterior means (BN-VAE, Zhu et al., 2020), whose
+fixed scale puts a floor under the expected KL, and `reset_decoder` for autoencoder pretraining
+(Li et al., 2019). The model computes
 decoder states; the loss, output layer included, is assembled in `objectives`, and randomness (the reparameterisation noise)
 is passed in by the caller.
 """
@@ -46,27 +49,35 @@ class SentenceVAE(nn.Module):
         directions = 2 if c.bidirectional else 1
         self.embedding = nn.Embedding(vocab_size, c.embed_dim, padding_idx=PAD_ID)  # shared by both GRUs
         self.dropout = nn.Dropout(c.embed_dropout)
+        self.output_dropout = nn.Dropout(c.output_dropout)
         self.encoder = (nn.GRU(c.embed_dim, c.hidden_dim, c.encoder_layers, batch_first=True, bidirectional=c.bidirectional)
                         if c.latent_dim else None)
         self.to_posterior = nn.Linear(directions * c.hidden_dim, 2 * c.latent_dim) if c.latent_dim else None
+        # BN-VAE: mu = gamma * BN(mu) + shift, gamma fixed, so E[KL] >= latent_dim * gamma^2 / 2 over a batch
+        self.mu_norm = nn.BatchNorm1d(c.latent_dim, affine=False) if c.bn_gamma and c.latent_dim else None
+        self.mu_shift = nn.Parameter(torch.zeros(c.latent_dim)) if self.mu_norm is not None else None
         self.latent_to_hidden = (nn.Linear(c.latent_dim, c.decoder_layers * c.hidden_dim)
                                  if c.z_to_init and c.latent_dim else None)
         decoder_input = c.embed_dim + (c.latent_dim if c.z_every_step else 0)
         self.decoder = nn.GRU(decoder_input, c.hidden_dim, c.decoder_layers, batch_first=True)
         self.output = nn.Linear(c.hidden_dim, vocab_size)
+        if c.tie_embeddings:
+            self.output.weight = self.embedding.weight
 
     def encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> Posterior:
         """tokens (B, T), lengths (B,) -> q(z|x). Packing makes the result independent of padding."""
         if self.encoder is None or self.to_posterior is None:  # the language model: an empty code
             empty = tokens.new_zeros(tokens.size(0), 0, dtype=self.embedding.weight.dtype)
             return Posterior(empty, empty)
-        embedded = self.dropout(self.embedding(tokens))  # (B, T, E)
+        embedded = self.embedding(tokens)  # (B, T, E): no dropout, the encoder must see the whole sentence
         packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, hidden = self.encoder(packed)  # (layers * directions, B, H)
         directions = 2 if self.config.bidirectional else 1
         last = hidden.view(self.config.encoder_layers, directions, -1, self.config.hidden_dim)[-1]  # (D, B, H)
         summary = last.transpose(0, 1).reshape(tokens.size(0), -1)  # (B, D * H)
         mu, logvar = self.to_posterior(summary).chunk(2, dim=-1)
+        if self.mu_norm is not None and self.mu_shift is not None:
+            mu = self.config.bn_gamma * self.mu_norm(mu) + self.mu_shift
         return Posterior(mu, logvar)
 
     def initial_state(self, z: torch.Tensor) -> torch.Tensor:
@@ -79,10 +90,11 @@ class SentenceVAE(nn.Module):
 
     def decoder_states(self, inputs: torch.Tensor, z: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """inputs (B, T) token ids, z (B, L), state (layers, B, H) -> outputs (B, T, H), new state."""
-        x = self.dropout(self.embedding(inputs))  # (B, T, E)
+        x = self.dropout(self.embedding(inputs))  # (B, T, E): dropout on the decoder's side alone, as in the reference
         if self.config.z_every_step:
             x = torch.cat([x, z.unsqueeze(1).expand(-1, x.size(1), -1)], dim=-1)  # (B, T, E + L)
-        return self.decoder(x, state)
+        out, state = self.decoder(x, state)
+        return self.output_dropout(out), state
 
     def decode(self, inputs: torch.Tensor, z: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Like `decoder_states` but returning logits (B, T, V): for generation, one step at a time.
@@ -91,6 +103,31 @@ class SentenceVAE(nn.Module):
         """
         out, state = self.decoder_states(inputs, z, state)
         return self.output(out), state
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """What q(z|x) alone owns (the embedding is shared, so it counts as the decoder's): the parameters that
+        aggressive encoder updates (He et al., 2019) move."""
+        modules = [m for m in (self.encoder, self.to_posterior) if m is not None]
+        return [p for m in modules for p in m.parameters()] + ([self.mu_shift] if self.mu_shift is not None else [])
+
+    def reset_decoder(self) -> list[nn.Parameter]:
+        """Re-initialise everything on the decoder's side but the shared embedding, and return what was reset.
+
+        Li et al. (2019): after autoencoder pretraining the encoder keeps what it learnt and a fresh
+        decoder learns to use it.
+        """
+        reset: list[nn.Parameter] = []
+        for module in (self.decoder, self.latent_to_hidden):
+            if module is not None:
+                module.reset_parameters()
+                reset += list(module.parameters())
+        if self.config.tie_embeddings:  # the output matrix is the encoder's embedding: only the bias is the decoder's
+            nn.init.zeros_(self.output.bias)
+            reset.append(self.output.bias)
+        else:
+            self.output.reset_parameters()
+            reset += list(self.output.parameters())
+        return reset
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, decoder_inputs: torch.Tensor,
                 eps: torch.Tensor | None) -> VAEOutput:

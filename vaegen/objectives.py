@@ -1,4 +1,5 @@
-"""The training objective as pure functions: reconstruction NLL, closed-form KL, annealing, word dropout.
+"""The training objective as pure functions: reconstruction NLL, closed-form KL, free bits, annealing, word
+dropout, and the stopping rule of aggressive encoder updates.
 
 Loss per sentence = sum of token NLLs (</s> counted) + beta * KL(q(z|x) || N(0, I)), averaged over
 the batch. beta follows a KL-annealing schedule; word dropout weakens the decoder's view of the
@@ -16,9 +17,28 @@ from vaegen.config import AnnealConfig
 from vaegen.tokenizer import BOS_ID, PAD_ID
 
 
+def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) of each latent dimension: (B, L) -> (B, L), in nats."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, diag(exp(logvar))) || N(0, I)) per example: (B, L) -> (B,), in nats."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=-1)
+    return kl_per_dimension(mu, logvar).sum(dim=-1)
+
+
+def free_bits(kl: torch.Tensor, target: float, per_example: bool = False) -> torch.Tensor:
+    """The KL term to optimise under free bits: per-dimension KLs (B, L) -> (B,).
+
+    A dimension whose KL is below `target` nats costs `target` and gets no gradient, so the optimiser
+    has no reason to push it to zero and the code stays in use. Per dimension over the batch (Kingma
+    et al., 2016) a dimension is free while its batch-mean KL is below the target; per example (Li et
+    al., 2019) each example's dimension is judged on its own. target 0 is the plain KL.
+    """
+    if target <= 0.0:
+        return kl.sum(dim=-1)
+    level = kl if per_example else kl.mean(dim=0, keepdim=True).expand_as(kl)
+    return torch.where(level > target, kl, torch.full_like(kl, target)).sum(dim=-1)
 
 
 class LinearCrossEntropy(torch.autograd.Function):
@@ -94,14 +114,25 @@ def word_dropout(tokens: torch.Tensor, rate: float, unk_id: int, generator: torc
     return torch.where(droppable & (draw < rate), torch.full_like(tokens, unk_id), tokens)
 
 
+def encoder_converged(losses: list[float], window: int = 15) -> bool:
+    """The end of an aggressive inner loop (He et al., 2019): the encoder-only updates stop once the mean
+    loss of the last `window` of them is no lower than that of the `window` before."""
+    if len(losses) < 2 * window or len(losses) % window:
+        return False
+    recent, before = losses[-window:], losses[-2 * window : -window]
+    return sum(recent) >= sum(before)
+
+
 class LossTerms(NamedTuple):
-    loss: torch.Tensor  # scalar: mean over the batch of rec + beta * kl
+    loss: torch.Tensor  # scalar: mean over the batch of rec + beta * (the KL term, free bits applied)
     rec: torch.Tensor  # (B,) reconstruction NLL per sentence
-    kl: torch.Tensor  # (B,) KL per sentence
+    kl: torch.Tensor  # (B,) the true KL per sentence, whatever the free bits
 
 
 def vae_loss(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor,
-             mu: torch.Tensor, logvar: torch.Tensor, beta: float, dtype: torch.dtype = torch.float32) -> LossTerms:
+             mu: torch.Tensor, logvar: torch.Tensor, beta: float, dtype: torch.dtype = torch.float32,
+             free_bits_target: float = 0.0, free_bits_per_example: bool = False) -> LossTerms:
     rec = reconstruction_nll(hidden, weight, bias, targets, dtype)
-    kl = kl_divergence(mu.float(), logvar.float())
-    return LossTerms((rec + beta * kl).mean(), rec, kl)
+    per_dimension = kl_per_dimension(mu.float(), logvar.float())
+    kl_term = free_bits(per_dimension, free_bits_target, free_bits_per_example)
+    return LossTerms((rec + beta * kl_term).mean(), rec, per_dimension.sum(dim=-1))

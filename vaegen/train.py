@@ -1,8 +1,11 @@
 """Training, top to bottom: tokenizer, token ids, model, then one loop of steps and per-epoch validation.
 
 Each step: beta from the annealing schedule, a length-grouped batch, word dropout on the decoder
-inputs, forward, loss, backward, gradient clipping, Adam at the scheduled learning rate. After each
-epoch the model is scored on the validation lines at beta = 1 (-ELBO, KL, active units). The
+inputs, forward, loss (free bits applied to the KL term), backward, gradient clipping, Adam at the
+scheduled learning rate. Two remedies change the course of a run: autoencoder pretraining holds
+beta at 0 for its epochs, then resets the decoder and starts the schedule; aggressive training
+(He et al., 2019) gives each step encoder-only updates first, until validation MI stops rising. After
+each epoch the model is scored on the validation lines at beta = 1 (-ELBO, KL, MI, active units). The
 checkpoint file holds the best weights by validation -ELBO (what `sample` uses) and everything
 needed to resume exactly where training stopped: the latest weights, Adam's state, both random
 states, the step and the position in the epoch's batch order. It is rewritten after each epoch,
@@ -32,7 +35,7 @@ from vaegen.data import collate, epoch_batches
 from vaegen.errors import Interrupted, TrainingError
 from vaegen.evaluation import ElboReport, evaluate_elbo
 from vaegen.model import SentenceVAE
-from vaegen.objectives import kl_weight, vae_loss, word_dropout
+from vaegen.objectives import LossTerms, encoder_converged, kl_weight, vae_loss, word_dropout
 from vaegen.token_cache import cache_dir, cached_encode, encode_lines
 from vaegen.tokenizer import UNK_ID, Tokenizer
 
@@ -89,6 +92,7 @@ def stop_on_signal() -> Iterator[StopRequest]:
             signal.signal(sig, handler)
 
 
+AGGRESSIVE_MAX_STEPS = 100  # encoder-only updates per decoder update at most (He et al., 2019)
 RESUMABLE_KEYS = {"train.epochs", "train.max_steps", "train.log_every", "train.eval_every", "train.checkpoint_every",
                   "train.checkpoint_minutes", "train.max_nonfinite_skips"}
 
@@ -166,6 +170,8 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
     dtype = torch.bfloat16 if low_precision else torch.float32
     step = epoch = position = skipped = 0  # position: batches of the current epoch already done
     seconds, best, best_weights = 0.0, None, None
+    aggressive = tc.aggressive_epochs > 0 and config.model.latent_dim > 0  # ends when validation MI stops rising
+    previous_mi: float | None = None
     if resume is None:
         log(f"model: {sum(p.numel() for p in model.parameters()):,} parameters on {device}"
             + (f", {world} processes" if world > 1 else ""))
@@ -181,6 +187,7 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
         torch.set_rng_state(state["resume"]["rng"])
         noise.set_state(state["resume"]["noise"])
         step, epoch, position, skipped, seconds = (state[k] for k in ("step", "epoch", "position", "skipped", "seconds"))
+        aggressive, previous_mi = state.get("aggressive", aggressive), state.get("previous_mi")
         if state["valid"] is not None:
             best, best_weights = ElboReport(**state["valid"]), resume["model"]
         if rank:  # the checkpoint holds rank 0's random streams; the others restart theirs from the step
@@ -199,6 +206,7 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
         checkpoint.save(out, config, tokenizer, weights, {
             "step": step, "epoch": epoch, "position": position, "skipped": skipped, "corpus": corpus,
             "seconds": time.perf_counter() - started, "valid": best.as_dict() if best else None,
+            "aggressive": aggressive, "previous_mi": previous_mi,
             "resume": {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                        "rng": torch.get_rng_state(), "noise": noise.get_state()},
         })
@@ -213,8 +221,18 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
 
     last_save = time.monotonic()
 
-    def validate(label: str) -> None:
-        """Score at beta = 1, keep the best weights, log, and write the checkpoint."""
+    def end_aggressive_phase(report: ElboReport) -> None:
+        """At an epoch end: aggressive updates stop once validation MI stops rising or their epochs are spent."""
+        nonlocal aggressive, previous_mi
+        spent = epoch >= tc.pretrain_epochs + tc.aggressive_epochs
+        if spent or (previous_mi is not None and report.mi <= previous_mi):
+            aggressive = False
+            log(f"aggressive encoder updates end after epoch {epoch} (validation MI {report.mi:.2f}"
+                + (f", before {previous_mi:.2f})" if previous_mi is not None else ")"))
+        previous_mi = report.mi
+
+    def validate(label: str, aggressive_epoch_ended: bool = False) -> None:
+        """Score at beta = 1, keep the best weights, log, decide on aggressive updates, write the checkpoint."""
         nonlocal best, best_weights, last_save
         report = evaluate_elbo(model, valid_ids, tc.batch_size, device)
         improved = best is None or report.elbo < best.elbo
@@ -222,41 +240,91 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
             best = report
             best_weights = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
         log(f"{label} step {step} valid: NLL {report.rec:.2f}  KL {report.kl:.2f}  -ELBO {report.elbo:.2f} "
-            f"nats/sentence, ppl <= {report.ppl:.2f} per token, active units {report.au}/{config.model.latent_dim}"
+            f"nats/sentence, ppl <= {report.ppl:.2f} per token, MI {report.mi:.2f}, "
+            f"active units {report.au}/{config.model.latent_dim}"
             + ("  (best)" if improved else ""))
         if main:
             append_metrics(out, {"kind": "valid", "step": step, "epoch": epoch,
                                  "seconds": time.perf_counter() - started, **report.as_dict()})
+        if aggressive_epoch_ended:
+            end_aggressive_phase(report)
         save()
         last_save = time.monotonic()
 
-    total_steps = tc.epochs * math.ceil(len(lengths) / tc.batch_size)  # what the learning-rate schedule spans
+    def reset_decoder() -> None:
+        """End of autoencoder pretraining: a fresh decoder, identical on every rank, with fresh Adam moments."""
+        nonlocal best, best_weights
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(tc.seed)
+            for parameter in model.reset_decoder():
+                optimizer.state.pop(parameter, None)
+        best, best_weights = None, None  # the autoencoder's weights are no VAE to keep
+        log(f"autoencoder pretraining done after {tc.pretrain_epochs} epochs: decoder reset, annealing starts")
+
+    def batch_terms(indices: list[int], beta: float) -> LossTerms:
+        """Forward this rank's share of a global batch, word dropout and fresh noise included, to its loss terms."""
+        share = indices[rank::world] or indices[:1]
+        batch = collate([train_ids[i] for i in share]).to(device)
+        inputs = word_dropout(batch.decoder_inputs, tc.word_dropout, UNK_ID, noise)
+        eps = torch.randn(len(share), config.model.latent_dim, generator=noise).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low_precision):
+            output = replicated(batch.tokens, batch.lengths, inputs, eps)
+        return vae_loss(output.hidden, model.output.weight, model.output.bias, batch.tokens,
+                        output.mu, output.logvar, beta, dtype, tc.free_bits, tc.free_bits_per_example)
+
+    def update(loss: torch.Tensor, rate: float, moving: set[int] | None = None) -> None:
+        """One clipped Adam step at `rate`; with `moving`, only the parameters whose ids it holds change."""
+        for group in optimizer.param_groups:
+            group["lr"] = rate
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if moving is not None:
+            for parameter in model.parameters():
+                if id(parameter) not in moving:
+                    parameter.grad = None  # Adam leaves parameters without a gradient alone
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        optimizer.step()
+
+    encoder_side = {id(p) for p in model.encoder_parameters()}
+    decoder_side = {id(p) for p in model.parameters()} - encoder_side
+
+    def encoder_steps(indices: list[int], beta: float, rate: float) -> int:
+        """He et al. (2019): update the encoder alone, on this batch and then fresh random ones, until its loss
+        stops falling (at most AGGRESSIVE_MAX_STEPS); returns how many updates it took."""
+        losses: list[float] = []
+        while len(losses) < AGGRESSIVE_MAX_STEPS and not encoder_converged(losses):
+            terms = batch_terms(indices, beta)
+            loss = distributed.agree(terms.loss.item(), False, device)[0]  # every rank stops at the same step
+            if not math.isfinite(loss):
+                break
+            losses.append(loss)
+            update(terms.loss, rate, encoder_side)
+            indices = torch.randint(len(lengths), (tc.batch_size,), generator=noise).tolist()
+        return len(losses)
+
+    steps_per_epoch = math.ceil(len(lengths) / tc.batch_size)
+    pretrain_steps = tc.pretrain_epochs * steps_per_epoch  # beta is 0 before, the schedule starts after
+    total_steps = tc.epochs * steps_per_epoch  # what the learning-rate schedule spans
     total_steps = min(total_steps, tc.max_steps or total_steps)
     with stop_on_signal() as stop:
         while not finished():
+            if pretrain_steps and step == pretrain_steps and position == 0:
+                reset_decoder()
             batches = epoch_batches(lengths, tc.batch_size, tc.seed, epoch)
             bar = tqdm(batches[position:], initial=position, total=len(batches), unit="batch",
                        desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not progress, dynamic_ncols=True)
             window_steps, window_tokens, window_sentences, window_start = 0, 0, 0, time.perf_counter()
+            window_encoder_steps = 0
+            aggressive_now = aggressive and epoch >= tc.pretrain_epochs  # after any autoencoder pretraining
             for indices in bar:
-                beta = kl_weight(step, config.anneal)
-                share = indices[rank::world] or indices[:1]  # this rank's part of the global batch
-                batch = collate([train_ids[i] for i in share]).to(device)
-                inputs = word_dropout(batch.decoder_inputs, tc.word_dropout, UNK_ID, noise)
-                eps = torch.randn(len(share), config.model.latent_dim, generator=noise).to(device)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low_precision):
-                    output = replicated(batch.tokens, batch.lengths, inputs, eps)
-                terms = vae_loss(output.hidden, model.output.weight, model.output.bias, batch.tokens,
-                                 output.mu, output.logvar, beta, dtype)
+                beta = kl_weight(step - pretrain_steps, config.anneal) if step >= pretrain_steps else 0.0
+                rate = learning_rate(step, total_steps, tc)
+                if aggressive_now:
+                    window_encoder_steps += encoder_steps(indices, beta, rate)
+                terms = batch_terms(indices, beta)
                 loss, stop_now = distributed.agree(terms.loss.item(), stop.requested, device)
                 if math.isfinite(loss):
-                    rate = learning_rate(step, total_steps, tc)
-                    for group in optimizer.param_groups:
-                        group["lr"] = rate
-                    optimizer.zero_grad(set_to_none=True)
-                    terms.loss.backward()
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-                    optimizer.step()
+                    update(terms.loss, rate, decoder_side if aggressive_now else None)
                 else:
                     skipped += 1
                     if skipped > tc.max_nonfinite_skips:
@@ -275,11 +343,14 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
                               "rec": terms.rec.mean().item(), "kl": terms.kl.mean().item(), "beta": beta,
                               "tokens_per_s": window_tokens / elapsed, "sentences_per_s": window_sentences / elapsed,
                               "ms_per_step": 1000 * elapsed / window_steps}
+                    if aggressive_now:
+                        record["encoder_steps"] = window_encoder_steps / window_steps
                     bar.set_postfix(loss=f"{loss:.2f}", nll=f"{record['rec']:.2f}", kl=f"{record['kl']:.2f}",
                                     beta=f"{beta:.3f}", tok_s=f"{record['tokens_per_s']:.0f}", refresh=False)
                     if step % tc.log_every == 0 and main:
                         append_metrics(out, record)
                     window_steps, window_tokens, window_sentences, window_start = 0, 0, 0, time.perf_counter()
+                    window_encoder_steps = 0
                 if stop_now:
                     bar.close()
                     raise interrupted()
@@ -293,10 +364,10 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
                     break
             bar.close()
             label = f"epoch {epoch + 1}" + ("" if position == len(batches) else f" (batch {position}/{len(batches)})")
-            if position == len(batches):
+            end_of_epoch = position == len(batches)
+            if end_of_epoch:
                 epoch, position = epoch + 1, 0
-
-            validate(label)
+            validate(label, aggressive_epoch_ended=aggressive_now and end_of_epoch)
             if distributed.agree(0.0, stop.requested, device)[1]:
                 raise interrupted()
     assert best is not None  # the loop ran at least once: resuming a finished run is refused before fit
