@@ -14,10 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from common import ROOT
-from vae_vs_lm import Corpus, arguments, main
+from vae_vs_lm import Corpus, main, vae_and_lm_arguments
 
 if __name__ == "__main__":
-    parser = arguments(__doc__.splitlines()[0], ROOT / "configs" / "ptb.toml", ROOT / "runs" / "bench-ptb")
+    parser = vae_and_lm_arguments(__doc__.splitlines()[0], ROOT / "configs" / "ptb.toml", ROOT / "runs" / "bench-ptb")
     parser.add_argument("--data", type=Path, required=True, help="folder with ptb.{train,valid,test}.txt")
     args = parser.parse_args()
     main(Corpus(*(args.data / f"ptb.{split}.txt" for split in ("train", "valid", "test"))), args, "word")

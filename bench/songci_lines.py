@@ -10,9 +10,9 @@ Perplexity is per character (punctuation included) with the end of the line coun
 from __future__ import annotations
 
 from common import ROOT
-from vae_vs_lm import Corpus, arguments, main
+from vae_vs_lm import Corpus, main, vae_and_lm_arguments
 
 if __name__ == "__main__":
-    args = arguments(__doc__.splitlines()[0], ROOT / "configs" / "songci.toml", ROOT / "runs" / "bench-songci").parse_args()
+    args = vae_and_lm_arguments(__doc__.splitlines()[0], ROOT / "configs" / "songci.toml", ROOT / "runs" / "bench-songci").parse_args()
     data = ROOT / "data" / "songci"
     main(Corpus(data / "train.txt", data / "valid.txt", data / "test.txt"), args, "character")

@@ -31,18 +31,23 @@ def arguments(description: str, default_config: Path, default_out: Path) -> argp
     parser.add_argument("--config", type=Path, default=default_config)
     parser.add_argument("--out", type=Path, default=default_out, help="folder for the checkpoints and eval results")
     parser.add_argument("--iw-samples", type=int, default=500)
-    parser.add_argument("--models", nargs="+", default=["vae", "lm"], choices=["vae", "lm"])
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="config override for both models, repeatable")
     parser.add_argument("--eval-precision", default="fp32", choices=["fp32", "bf16"])
     return parser
 
 
-def train_and_evaluate(name: str, corpus: Corpus, args: argparse.Namespace) -> dict[str, float]:
-    """Train (unless the checkpoint is there) and evaluate one model; returns eval's figures plus timings."""
+def vae_and_lm_arguments(description: str, default_config: Path, default_out: Path) -> argparse.ArgumentParser:
+    parser = arguments(description, default_config, default_out)
+    parser.add_argument("--models", nargs="+", default=["vae", "lm"], choices=["vae", "lm"])
+    return parser
+
+
+def train_and_evaluate(name: str, corpus: Corpus, args: argparse.Namespace, overrides: list[str]) -> dict[str, float]:
+    """Train with `overrides` on top of --config (unless the checkpoint is there) and evaluate one model;
+    returns eval's figures plus timings."""
     args.out.mkdir(parents=True, exist_ok=True)
     model = args.out / f"{name}.pt"
-    overrides = args.overrides + (LM_OVERRIDES if name == "lm" else [])
     if not model.exists():
         command = [sys.executable, "-m", "vaegen", "train", str(corpus.train), "--valid", str(corpus.valid),
                    "--config", str(args.config), "--out", str(model), "--no-progress"]
@@ -80,7 +85,8 @@ def report_table(results: dict[str, dict[str, float]], unit: str) -> str:
 
 def main(corpus: Corpus, args: argparse.Namespace, unit: str) -> None:
     print(machine(), flush=True)
-    results = {name: train_and_evaluate(name, corpus, args) for name in args.models}
+    results = {name: train_and_evaluate(name, corpus, args, args.overrides + (LM_OVERRIDES if name == "lm" else []))
+               for name in args.models}
     sentences = next(iter(results.values()))
     print(f"{corpus.test}: {sentences['sentences']:,} sentences, {sentences['units']:,} {unit}s with end of sentence")
     print(report_table(results, unit))
