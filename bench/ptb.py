@@ -5,8 +5,8 @@ the train split (validated on valid) and scored on the test split with `vaegen e
         [--iw-samples 500] [--models vae lm] [--set section.key=value ...]
 
 PTB's licence is research-only: pass its folder, never copy it into the project. Perplexity is per word
-with the end of sentence counted (82,430 test words + 3,761 sentence ends), as in Mikolov's and Bowman's
-tables; the NLL is per sentence in nats.
+with the end of sentence counted (78,669 test words + 3,761 sentence ends = 82,430 tokens), as in
+Mikolov's counts; the NLL is per sentence in nats.
 """
 
 from __future__ import annotations
