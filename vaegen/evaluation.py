@@ -69,10 +69,10 @@ def evaluate_elbo(model: SentenceVAE, sentences: Sequence[TokenIds], batch_size:
     model.train(was_training)
     n = len(sentences)
     elbo_total = rec_total + kl_total
+    mu, logvar, z = (torch.cat(parts).float() for parts in (means, logvars, draws))
     every = math.ceil(n / MI_SENTENCES)  # batches run short to long: an even stride keeps every length
-    mu, logvar, z = (torch.cat(parts)[::every].float() for parts in (means, logvars, draws))
     return ElboReport(n, tokens, rec_total / n, kl_total / n, elbo_total / n, math.exp(elbo_total / tokens),
-                      metrics.active_units(torch.cat(means)), metrics.mutual_information(mu, logvar, z))
+                      metrics.active_units(mu), metrics.mutual_information(mu[::every], logvar[::every], z[::every]))
 
 
 @dataclass

@@ -7,9 +7,8 @@ there is no encoder and z is empty: the decoder alone is the RNN language model 
 and scored by the same code (its KL is 0 and its ELBO is its exact likelihood). Remedies for posterior
 collapse that live in the model: batch-normalised posterior means (BN-VAE, Zhu et al., 2020), whose
 fixed scale puts a floor under the expected KL, and `reset_decoder` for autoencoder pretraining
-(Li et al., 2019). The model computes
-decoder states; the loss, output layer included, is assembled in `objectives`, and randomness (the reparameterisation noise)
-is passed in by the caller.
+(Li et al., 2019). The model computes decoder states; the loss, output layer included, is assembled
+in `objectives`, and randomness (the reparameterisation noise) is passed in by the caller.
 """
 
 from __future__ import annotations

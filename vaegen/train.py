@@ -308,7 +308,7 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
     total_steps = min(total_steps, tc.max_steps or total_steps)
     with stop_on_signal() as stop:
         while not finished():
-            if pretrain_steps and step == pretrain_steps and position == 0:
+            if pretrain_steps and step == pretrain_steps:  # an epoch boundary: pretraining is whole epochs
                 reset_decoder()
             batches = epoch_batches(lengths, tc.batch_size, tc.seed, epoch)
             bar = tqdm(batches[position:], initial=position, total=len(batches), unit="batch",
