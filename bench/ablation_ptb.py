@@ -25,7 +25,7 @@ RUNGS = {
 }
 
 if __name__ == "__main__":
-    parser = arguments(__doc__.splitlines()[0], ROOT / "configs" / "ptb.toml", ROOT / "runs" / "ablation-ptb")
+    parser = arguments(__doc__.splitlines()[0], ROOT / "configs" / "ptb-reference.toml", ROOT / "runs" / "ablation-ptb")
     parser.add_argument("--data", type=Path, required=True, help="folder with ptb.{train,valid,test}.txt")
     parser.add_argument("--rungs", nargs="+", default=list(RUNGS), choices=list(RUNGS))
     args = parser.parse_args()

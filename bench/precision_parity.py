@@ -34,7 +34,7 @@ def train_once(data: Path, config: Path, precision: str, epochs: int, overrides:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="folder with ptb.train.txt and ptb.valid.txt")
-    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "ptb.toml")
+    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "ptb-reference.toml")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override, repeatable")
     args = parser.parse_args()

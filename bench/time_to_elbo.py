@@ -21,7 +21,7 @@ from common import ROOT, machine, run_child, table
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="folder with ptb.train.txt and ptb.valid.txt")
-    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "ptb.toml")
+    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "ptb-reference.toml")
     parser.add_argument("--target", type=float, default=110.0)
     parser.add_argument("--min-kl", type=float, default=3.0)
     parser.add_argument("--max-steps", type=int, default=4000)

@@ -1,6 +1,6 @@
 """Training throughput on PTB in steady state: tokens/s, sentences/s, peak RSS and share of the roofline.
 
-    python bench/train_throughput.py --data ../shared/data/ptb [--config configs/ptb.toml]
+    python bench/train_throughput.py --data ../shared/data/ptb [--config configs/ptb-reference.toml]
         [--precision fp32 bf16] [--steps 400] [--warmup 100] [--set section.key=value ...]
 
 Each run is a real `vaegen train` process (tokenizer, data, model, optimizer: everything the user
@@ -64,7 +64,7 @@ def measure(data: Path, config: Path, overrides: list[str], steps: int, warmup: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="folder with ptb.train.txt and ptb.valid.txt")
-    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "ptb.toml")
+    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "ptb-reference.toml")
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--warmup", type=int, default=100)

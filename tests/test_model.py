@@ -22,7 +22,7 @@ SENTENCES = [[5, 6, 7, 8, 9], [10], [11, 12, 13]]
 
 @pytest.mark.parametrize("overrides", [
     {}, {"bidirectional": False}, {"encoder_layers": 2, "decoder_layers": 2},
-    {"z_to_init": False}, {"z_every_step": False},
+    {"z_to_init": False}, {"z_every_step": False}, {"encoder_dim": 5, "encoder_layers": 2},
 ])
 def test_forward_shapes(overrides: dict) -> None:
     model = tiny(**overrides)
@@ -31,6 +31,12 @@ def test_forward_shapes(overrides: dict) -> None:
     assert out.hidden.shape == (3, 6, 12)
     assert model.decode(batch.decoder_inputs, out.z, model.initial_state(out.z))[0].shape == (3, 6, VOCAB)
     assert out.mu.shape == out.logvar.shape == out.z.shape == (3, 4)
+
+
+def test_encoder_dim_sets_the_encoder_width_alone() -> None:
+    model = tiny(encoder_dim=5)
+    assert model.encoder is not None and model.encoder.hidden_size == 5
+    assert model.decoder.hidden_size == 12
 
 
 def test_posterior_mean_is_independent_of_padding() -> None:

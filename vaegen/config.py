@@ -42,7 +42,8 @@ class TokenizerConfig:
 @dataclass
 class ModelConfig:
     embed_dim: int = 256
-    hidden_dim: int = 256
+    hidden_dim: int = 256  # the decoder's GRU
+    encoder_dim: int = 0  # the encoder's GRU per direction; 0: hidden_dim. A wide decoder need not pay for a wide encoder
     latent_dim: int = 32  # 0: no encoder, no latent code: the decoder alone, an RNN language model
     encoder_layers: int = 1
     bidirectional: bool = True
@@ -155,6 +156,7 @@ def validate(config: Config) -> None:
     _check(t.sample_lines >= 1, "tokenizer.sample_lines must be at least 1")
     for name in ("embed_dim", "hidden_dim", "encoder_layers", "decoder_layers"):
         _check(getattr(m, name) >= 1, f"model.{name} must be at least 1")
+    _check(m.encoder_dim >= 0, "model.encoder_dim must not be negative (0 = hidden_dim)")
     _check(m.latent_dim >= 0, "model.latent_dim must not be negative (0 = a language model without a latent code)")
     _check(0.0 <= m.embed_dropout < 1.0 and 0.0 <= m.output_dropout < 1.0,
            "model.embed_dropout and model.output_dropout must lie in [0, 1)")

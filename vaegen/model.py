@@ -46,12 +46,13 @@ class SentenceVAE(nn.Module):
         self.config = config
         c = config
         directions = 2 if c.bidirectional else 1
+        self.encoder_dim = c.encoder_dim or c.hidden_dim
         self.embedding = nn.Embedding(vocab_size, c.embed_dim, padding_idx=PAD_ID)  # shared by both GRUs
         self.dropout = nn.Dropout(c.embed_dropout)
         self.output_dropout = nn.Dropout(c.output_dropout)
-        self.encoder = (nn.GRU(c.embed_dim, c.hidden_dim, c.encoder_layers, batch_first=True, bidirectional=c.bidirectional)
+        self.encoder = (nn.GRU(c.embed_dim, self.encoder_dim, c.encoder_layers, batch_first=True, bidirectional=c.bidirectional)
                         if c.latent_dim else None)
-        self.to_posterior = nn.Linear(directions * c.hidden_dim, 2 * c.latent_dim) if c.latent_dim else None
+        self.to_posterior = nn.Linear(directions * self.encoder_dim, 2 * c.latent_dim) if c.latent_dim else None
         # BN-VAE: mu = gamma * BN(mu) + shift, gamma fixed, so E[KL] >= latent_dim * gamma^2 / 2 over a batch
         self.mu_norm = nn.BatchNorm1d(c.latent_dim, affine=False) if c.bn_gamma and c.latent_dim else None
         self.mu_shift = nn.Parameter(torch.zeros(c.latent_dim)) if self.mu_norm is not None else None
@@ -72,7 +73,7 @@ class SentenceVAE(nn.Module):
         packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, hidden = self.encoder(packed)  # (layers * directions, B, H)
         directions = 2 if self.config.bidirectional else 1
-        last = hidden.view(self.config.encoder_layers, directions, -1, self.config.hidden_dim)[-1]  # (D, B, H)
+        last = hidden.view(self.config.encoder_layers, directions, -1, self.encoder_dim)[-1]  # (D, B, H)
         summary = last.transpose(0, 1).reshape(tokens.size(0), -1)  # (B, D * H)
         mu, logvar = self.to_posterior(summary).chunk(2, dim=-1)
         if self.mu_norm is not None and self.mu_shift is not None:
