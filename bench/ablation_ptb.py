@@ -1,5 +1,6 @@
-"""The posterior-collapse ablation on PTB: `configs/ptb.toml` with remedies added one at a time, each a
-real training run scored on the test split by `vaegen eval` (IW-NLL, KL, MI, AU, -ELBO, BLEU, time).
+"""The posterior-collapse ablation on PTB: the reference setting (`configs/ptb-reference.toml`, GRU 256)
+with remedies added one at a time, each a real training run scored on the test split by `vaegen eval`
+(IW-NLL, KL, MI, AU, -ELBO, BLEU, time). The small shape keeps a rung to about 20 minutes here.
 
     python bench/ablation_ptb.py --data ../shared/data/ptb [--rungs anneal word-dropout ...]
         [--out runs/ablation-ptb] [--iw-samples 500] [--set section.key=value ...]
