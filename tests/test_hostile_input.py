@@ -109,6 +109,16 @@ def test_bad_config_file(workdir: Path, english_corpus: Path, capsys, content: s
     (["interpolate", "a", "b", "--steps", "1000000"], "'--steps'"),
     (["sample", "--temperature", "-1"], "'--temperature'"),
     (["sample", "--device", "tpu"], "unknown device"),
+    (["sample", "--top-p", "0"], "'--top-p'"),
+    (["sample", "--top-k", "-2"], "'--top-k'"),
+    (["sample", "--beam", "-1"], "'--beam'"),
+    (["sample", "--greedy", "--temperature", "0.5"], "shape sampling"),
+    (["reconstruct", "--beam", "3", "--top-p", "0.9"], "drop --beam"),
+    (["interpolate", "a"], "add --random"),
+    (["interpolate", "a", "b", "--path", "curved"], "'--path'"),
+    (["reconstruct"], "as arguments or with --input"),
+    (["encode", "a", "--input", "lines.txt"], "one of the two"),
+    (["complete", "   "], "the prefix is empty"),
 ])
 def test_bad_generation_flags(tiny_checkpoint: Path, capsys, args: list[str], fragment: str) -> None:
     assert_user_error(run_in_process(capsys, *args, "-c", str(tiny_checkpoint)), fragment)

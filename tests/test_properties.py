@@ -1,4 +1,4 @@
-"""Arbitrary Unicode through tokenization, encode and interpolate: no crash, no hang."""
+"""Arbitrary Unicode through tokenization, encode, interpolate and complete: no crash, no hang."""
 
 from pathlib import Path
 
@@ -39,4 +39,11 @@ def test_encode_gives_finite_codes(model: SentenceGenerator, texts: list[str]) -
 @given(a=TEXT, b=TEXT, steps=st.integers(2, 6))
 def test_interpolate_returns_one_line_per_step(model: SentenceGenerator, a: str, b: str, steps: int) -> None:
     lines = model.interpolate(a, b, steps)
-    assert len(lines) == steps and all(isinstance(line, str) for line in lines)
+    assert len(lines) == steps and all(isinstance(line.text, str) for line in lines)
+
+
+@PROPERTY
+@given(prefix=TEXT.filter(lambda text: text.strip() and text.isprintable()))
+def test_completions_begin_with_the_prefix_verbatim(model: SentenceGenerator, prefix: str) -> None:
+    for completion in model.complete(prefix[:40], n=2, candidates=8, seed=0, max_length=60):
+        assert completion.text.startswith(prefix[:40])

@@ -117,20 +117,20 @@ def load(path: Path, device: torch.device | str = "cpu") -> Loaded:
     return Loaded(config, tokenizer, model.to(device).eval(), payload.get("train_state", {}))
 
 
-def check_writable(path: Path, overwrite: bool) -> None:
-    """Refuse an output path before training starts rather than after an hour of it."""
+def check_writable(path: Path, overwrite: bool, option: str = "--out", example: str = "vaegen.pt") -> None:
+    """Refuse an output path before the work starts (training: an hour of it) rather than after."""
     if path.is_dir():
-        raise CheckpointError(f"--out {path} is a directory; name a file such as {path / 'vaegen.pt'}")
+        raise CheckpointError(f"{option} {path} is a directory; name a file such as {path / example}")
     if path.exists() and not overwrite:
-        raise CheckpointError(f"{path} already exists; pass --force to overwrite it or --out to write elsewhere")
+        raise CheckpointError(f"{path} already exists; pass --force to overwrite it or {option} to write elsewhere")
     directory = path.parent
     if not directory.is_dir():
-        raise CheckpointError(f"directory {directory} does not exist; create it or choose another --out")
+        raise CheckpointError(f"directory {directory} does not exist; create it or choose another {option}")
     try:
         with tempfile.TemporaryFile(dir=directory):
             pass
     except OSError:
-        raise CheckpointError(f"cannot write in {directory}; choose another --out")
+        raise CheckpointError(f"cannot write in {directory}; choose another {option}")
 
 
 def locate(path: Path | None) -> Path:

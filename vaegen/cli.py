@@ -7,18 +7,23 @@ never a traceback. Torch is imported inside the commands, so `vaegen --help` ans
 
 from __future__ import annotations
 
+import functools
+import inspect
+import json
 import os
 import sys
+from collections.abc import Callable, Iterable
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
 from vaegen.errors import VaegenError
 
 if TYPE_CHECKING:
-    from vaegen.generator import SentenceGenerator
+    from vaegen.decoding import Strategy
+    from vaegen.generator import Generation, SentenceGenerator
 
 app = typer.Typer(
     name="vaegen",
@@ -41,6 +46,11 @@ SeedOption = Annotated[int | None, typer.Option(help="Random seed; the same seed
 class Precision(str, Enum):
     fp32 = "fp32"
     bf16 = "bf16"
+
+
+class Path_(str, Enum):
+    linear = "linear"
+    slerp = "slerp"
 
 
 class Schedule(str, Enum):
@@ -139,37 +149,259 @@ def train(
     _note(f"checkpoint: {out}   metrics: {metrics_path(out)}")
 
 
-@app.command()
-def sample(
-    n: Annotated[int, typer.Option("--n", "-n", min=1, max=MAX_SENTENCES, help="How many sentences.")] = 10,
-    temperature: Annotated[float, typer.Option(min=0.01, max=100.0, help="Softmax temperature: below 1 is "
-                                              "safer, above 1 more varied.")] = 1.0,
-    greedy: Annotated[bool, typer.Option("--greedy", help="Take the most likely token at each step.")] = False,
+GreedyOption = Annotated[bool, typer.Option("--greedy/--sample", help="Take the most likely token at each step, "
+                                            "or sample it (with --temperature, --top-k, --top-p).")]
+TemperatureOption = Annotated[float, typer.Option(min=0.01, max=100.0, help="Sampling temperature: below 1 is "
+                                                  "safer, above 1 more varied.")]
+TopKOption = Annotated[int, typer.Option("--top-k", min=0, help="Sample among the k most likely tokens only "
+                                         "(0: all).")]
+TopPOption = Annotated[float, typer.Option("--top-p", min=0.01, max=1.0, help="Sample among the smallest set of "
+                                           "tokens whose probability reaches p (nucleus sampling; 1: all).")]
+BeamOption = Annotated[int, typer.Option("--beam", min=0, max=64, help="Beam search of this width instead "
+                                         "(deterministic; 1 is greedy; 0: off).")]
+LengthPenaltyOption = Annotated[float, typer.Option(min=0.0, max=10.0, help="Beam search ranks by "
+                                                    "log p / length^this (0: raw log p, favouring short text).")]
+MaxLengthOption = Annotated[int | None, typer.Option(min=1, max=10_000, show_default=False, help="Tokens per "
+                                                     "sentence at most. Default: the model's data.max_length.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object per line: text and logprob, the "
+                                          "decoder's log p(text | z) in nats.")]
+WithZOption = Annotated[bool, typer.Option("--with-z", help="Add each sentence's code z to the --json output.")]
+OutputOption = Annotated[Path | None, typer.Option("--output", "-o", show_default=False,
+                                                   help="Write to this file instead of stdout.")]
+ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite an existing --output.")]
+InputOption = Annotated[Path | None, typer.Option("--input", "-i", show_default=False,
+                                                  help="Read the sentences from this file, one per line.")]
+TextsArgument = Annotated[list[str] | None, typer.Argument(show_default=False, help="Sentences (or use --input).")]
+
+
+def _strategy(greedy: bool, temperature: float, top_k: int, top_p: float, beam: int, length_penalty: float) -> Strategy:
+    """The decoding the options ask for, refusing sampling options that would be silently ignored."""
+    from vaegen.decoding import Strategy
+
+    sampling_options = temperature != 1.0 or top_k or top_p < 1.0
+    if sampling_options and (greedy or beam):
+        raise VaegenError("--temperature, --top-k and --top-p shape sampling; drop them, or drop "
+                          f"{'--beam' if beam else '--greedy'} (add --sample where greedy is the default)")
+    return Strategy(greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p, beam=beam,
+                    length_penalty=length_penalty)
+
+
+def _decoding_options(
+    greedy: GreedyOption = False,
+    temperature: TemperatureOption = 1.0,
+    top_k: TopKOption = 0,
+    top_p: TopPOption = 1.0,
+    beam: BeamOption = 0,
+    length_penalty: LengthPenaltyOption = 1.0,
+    max_length: MaxLengthOption = None,
     seed: SeedOption = None,
+    as_json: JsonOption = False,
+    with_z: WithZOption = False,
+    output: OutputOption = None,
+    force: ForceOption = False,
     checkpoint: CheckpointOption = None,
     device: DeviceOption = None,
 ) -> None:
-    """Print N sentences decoded from random points of the latent space, z ~ N(0, I)."""
-    model = _load(checkpoint, device)
-    for line in model.sample(n, temperature=temperature, greedy=greedy, seed=seed):
-        typer.echo(line)
+    """The options every generation command shares: only its signature is used (see `generation_command`)."""
 
 
-@app.command()
-def interpolate(
-    a: Annotated[str, typer.Argument(show_default=False, help="The first sentence.")],
-    b: Annotated[str, typer.Argument(show_default=False, help="The second sentence.")],
-    steps: Annotated[int, typer.Option(min=2, max=MAX_STEPS, help="Points on the path, both ends included.")] = 7,
-    checkpoint: CheckpointOption = None,
-    device: DeviceOption = None,
-) -> None:
-    """Walk the straight line between the codes of A and B and print a greedy decoding at each point."""
-    model = _load(checkpoint, device)
-    for text in (a, b):
+class Decoding(NamedTuple):
+    """The shared options of a generation command, parsed."""
+
+    strategy: Strategy
+    max_length: int | None
+    seed: int | None
+    as_json: bool
+    with_z: bool
+    output: Path | None
+    force: bool
+    checkpoint: Path | None
+    device: str | None
+
+
+STRATEGY_OPTIONS = ("greedy", "temperature", "top_k", "top_p", "beam", "length_penalty")
+
+
+def generation_command(greedy: bool) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the shared decoding and output options after its own, greedy by default or not;
+    the command receives them parsed, as its `decoding` argument. Typer reads the combined signature."""
+    shared = [p.replace(default=greedy) if p.name == "greedy" else p
+              for p in inspect.signature(_decoding_options, eval_str=True).parameters.values()]
+
+    def wrap(command: Callable[..., None]) -> Callable[..., None]:
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "decoding"]
+
+        @functools.wraps(command)
+        def run(**options: Any) -> None:
+            values = {p.name: options.pop(p.name) for p in shared}
+            strategy = _strategy(*(values.pop(name) for name in STRATEGY_OPTIONS))
+            command(decoding=Decoding(strategy, **values), **options)
+
+        parameters = own + shared
+        run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in parameters}
+        return run
+
+    return wrap
+
+
+def _texts(texts: list[str] | None, source: Path | None) -> list[str]:
+    from vaegen.data import read_lines
+
+    if bool(texts) == (source is not None):
+        raise VaegenError("give the sentences as arguments or with --input FILE, one of the two")
+    return read_lines(source) if source is not None else list(texts or [])
+
+
+def _emit(lines: Iterable[str], output: Path | None, force: bool) -> None:
+    """Print the lines, or write them to --output at once (never half a file)."""
+    if output is None:
+        for line in lines:
+            typer.echo(line)
+        return
+    from vaegen.checkpoint import check_writable, write_atomically
+
+    check_writable(output, force, "--output", "out.txt")
+    text = "".join(f"{line}\n" for line in lines)
+    write_atomically(output, lambda handle: handle.write(text.encode("utf-8")))
+    _note(f"wrote {output}")
+
+
+def _show(generations: list[Generation], decoding: Decoding) -> None:
+    if not decoding.as_json:
+        _emit((g.text for g in generations), decoding.output, decoding.force)
+        return
+    rows = ({"text": g.text, "logprob": round(g.logprob, 4),
+             **({"z": [round(v, 5) for v in g.z]} if decoding.with_z else {})} for g in generations)
+    _emit((json.dumps(row, ensure_ascii=False) for row in rows), decoding.output, decoding.force)
+
+
+def _warn_unknown(model: SentenceGenerator, texts: list[str]) -> None:
+    for text in texts:
         if unknown := model.tokenizer.unknown(text):
             _note(f"warning: {''.join(dict.fromkeys(unknown))!r} in {text!r} never appeared in training; encoded as <unk>")
-    for line in model.interpolate(a, b, steps):
-        typer.echo(line)
+
+
+@app.command()
+@generation_command(greedy=False)
+def sample(
+    n: Annotated[int, typer.Option("--n", "-n", min=1, max=MAX_SENTENCES, help="How many sentences.")] = 10,
+    near: Annotated[str | None, typer.Option(show_default=False, help="Draw the codes around this sentence's "
+                                             "code instead of from the prior: variations on it.")] = None,
+    radius: Annotated[float, typer.Option(min=0.0, max=100.0, help="With --near: the standard deviation of the "
+                                          "codes around the sentence's (the prior's is 1).")] = 0.5,
+    *,
+    decoding: Decoding,
+) -> None:
+    """Print N sentences decoded from random points of the latent space, z ~ N(0, I), or from points
+    around a sentence of your own (--near)."""
+    model = _load(decoding.checkpoint, decoding.device)
+    d = decoding
+    if near is None:
+        generations = model.sample(n, d.strategy, seed=d.seed, max_length=d.max_length)
+    else:
+        _warn_unknown(model, [near])
+        generations = model.near(near, n, radius, d.strategy, seed=d.seed, max_length=d.max_length)
+    _show(generations, decoding)
+
+
+@app.command()
+@generation_command(greedy=True)
+def reconstruct(
+    texts: TextsArgument = None,
+    source: InputOption = None,
+    sample_z: Annotated[bool, typer.Option("--sample-z", help="Decode from a draw of q(z|x) instead of its "
+                                           "mean.")] = False,
+    *,
+    decoding: Decoding,
+) -> None:
+    """Encode each sentence and decode it again (greedy from the posterior mean unless told otherwise):
+    what the code keeps of a sentence."""
+    lines = _texts(texts, source)
+    model = _load(decoding.checkpoint, decoding.device)
+    _warn_unknown(model, lines)
+    d = decoding
+    _show(model.reconstruct(lines, d.strategy, sample_z=sample_z, seed=d.seed, max_length=d.max_length), d)
+
+
+@app.command()
+def encode(
+    texts: TextsArgument = None,
+    source: InputOption = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", show_default=False, help="Write to this file "
+                                                "instead of stdout; a name ending in .npy gets a float32 array "
+                                                "(N, 2, latent_dim) of mu and sigma.")] = None,
+    force: ForceOption = False,
+    checkpoint: CheckpointOption = None,
+    device: DeviceOption = None,
+) -> None:
+    """Print each sentence's posterior q(z|x) = N(mu, sigma^2) as a JSON line {"text", "mu", "sigma"}."""
+    lines = _texts(texts, source)
+    model = _load(checkpoint, device)
+    if not model.latent_dim:
+        raise VaegenError("this checkpoint is a language model (latent_dim = 0): it has no codes to write; "
+                          "use a checkpoint trained with --latent-dim above 0")
+    _warn_unknown(model, lines)
+    mu, logvar = model.encode(lines)
+    sigma = (0.5 * logvar).exp()
+    if output is not None and output.suffix == ".npy":
+        import numpy as np
+
+        from vaegen.checkpoint import check_writable, write_atomically
+
+        check_writable(output, force, "--output", "codes.npy")
+        array = np.stack([mu.float().cpu().numpy(), sigma.float().cpu().numpy()], axis=1)
+        write_atomically(output, lambda handle: np.save(handle, array))
+        _note(f"wrote {output}: {array.shape[0]} x (mu, sigma) x {array.shape[2]}")
+        return
+    rows = ({"text": text, "mu": [round(v, 5) for v in m], "sigma": [round(v, 5) for v in s]}
+            for text, m, s in zip(lines, mu.tolist(), sigma.tolist()))
+    _emit((json.dumps(row, ensure_ascii=False) for row in rows), output, force)
+
+
+@app.command()
+@generation_command(greedy=True)
+def interpolate(
+    a: Annotated[str | None, typer.Argument(show_default=False, help="The first sentence.")] = None,
+    b: Annotated[str | None, typer.Argument(show_default=False, help="The second sentence.")] = None,
+    random: Annotated[bool, typer.Option("--random", help="Draw the endpoints not given from the prior "
+                                         "(both, when no sentence is given).")] = False,
+    steps: Annotated[int, typer.Option(min=2, max=MAX_STEPS, help="Points on the path, both ends included.")] = 7,
+    path: Annotated[Path_, typer.Option(help="linear: the straight line; slerp: the great circle, keeping the "
+                                        "codes at typical norms.")] = Path_.linear,
+    unique: Annotated[bool, typer.Option("--unique", help="Print a sentence only when it differs from the one "
+                                         "before it.")] = False,
+    *,
+    decoding: Decoding,
+) -> None:
+    """Walk from the code of A to the code of B and decode each point (greedy unless told otherwise)."""
+    if (a is None or b is None) and not random:
+        raise VaegenError("interpolate needs two sentences, A and B; or add --random to draw the missing ones "
+                          "from the prior")
+    model = _load(decoding.checkpoint, decoding.device)
+    _warn_unknown(model, [text for text in (a, b) if text is not None])
+    d = decoding
+    _show(model.interpolate(a, b, steps, path.value, d.strategy, unique=unique, seed=d.seed,
+                            max_length=d.max_length), d)
+
+
+@app.command()
+@generation_command(greedy=False)
+def complete(
+    prefix: Annotated[str, typer.Argument(show_default=False, help="The beginning of a sentence.")],
+    n: Annotated[int, typer.Option("--n", "-n", min=1, max=MAX_SENTENCES, help="How many completions.")] = 5,
+    candidates: Annotated[int, typer.Option(min=1, max=100_000, help="Codes drawn from the prior and weighted "
+                                            "by how well each explains the prefix.")] = 256,
+    *,
+    decoding: Decoding,
+) -> None:
+    """Complete a sentence: codes are drawn from the prior, resampled by the likelihood the decoder gives
+    PREFIX under each, and the rest of the sentence is decoded from them. Every line begins with PREFIX;
+    the codes that explain it best come first."""
+    model = _load(decoding.checkpoint, decoding.device)
+    _warn_unknown(model, [prefix])
+    d = decoding
+    _show(model.complete(prefix, n, d.strategy, candidates=candidates, seed=d.seed, max_length=d.max_length), d)
 
 
 @app.command("eval")
@@ -249,7 +481,7 @@ def plot(
 
     location = checkpoints.locate(checkpoint)
     target = out if out is not None else location.with_suffix(".png")
-    checkpoints.check_writable(target, force)
+    checkpoints.check_writable(target, force, example="run.png")
     log = metrics_path(location)
     if not log.exists():
         raise VaegenError(f"no metrics log {log} beside {location}; it is written by `vaegen train`")

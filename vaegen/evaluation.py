@@ -182,8 +182,8 @@ def evaluate(model: SentenceGenerator, lines: list[str], iw_samples: int = 500, 
     cjk = cjk_share(lines[:20_000]) > 0.5
     units = sum(len(metrics.units(line, cjk)) + 1 for line in lines)
     nll_total = scores.nll.sum().item()
-    reconstructions = model.decode(model.encode(lines).mu)
-    drawn = model.sample(prior_samples, seed=seed)
+    reconstructions = [g.text for g in model.decode(model.encode(lines).mu)]
+    drawn = [g.text for g in model.sample(prior_samples, seed=seed)]
     copied = None
     if train_lines is not None:
         seen = set(train_lines)
