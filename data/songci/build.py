@@ -8,7 +8,10 @@ already present and ``author.song.json`` holds author notes, so both are
 skipped), cleans each ci, splits it into clauses ending in 。？！, removes
 exact duplicate ci and assigns every ci to train/valid/test (~90/5/5) by the
 md5 of its cleaned text.  Output is deterministic, byte for byte:
-``train.txt``, ``valid.txt`` and ``test.txt``, UTF-8, one clause per line.
+``train.txt``, ``valid.txt`` and ``test.txt``, UTF-8, one clause per line; and
+``ci.train.tsv``, ``ci.valid.tsv``, ``ci.test.tsv``, one whole ci per line after
+its tune name (词牌) and a tab, in the same splits (a ci whose tune is lost,
+``失调名``, is left out of these).
 
 Usage: python data/songci/build.py [--source PATH]
 """
@@ -43,6 +46,8 @@ CJK_RANGES = (
     (0xF900, 0xFAFF),  # Compatibility Ideographs
     (0x20000, 0x323AF),  # Extensions B to H
 )
+TUNE_LOST = "失调名"
+ALIAS = "・"  # "酹江月・念奴娇": the title used, then the tune's common name
 MIN_CJK = 2
 MAX_CHARS = 64
 SPLITS = (("train", 90), ("valid", 95), ("test", 100))  # cumulative percent
@@ -74,12 +79,17 @@ def source_files(source: Path) -> list[Path]:
     return [p for _, p in sorted(numbered)]
 
 
-def read_ci(source: Path) -> list[list[str]]:
-    """The paragraphs of every ci, in source order."""
-    ci: list[list[str]] = []
+def tune_name(rhythmic: str) -> str:
+    """The tune's common name: "酹江月・念奴娇" is a 念奴娇 under another title."""
+    return rhythmic.split(ALIAS)[-1].strip()
+
+
+def read_ci(source: Path) -> list[tuple[str, list[str]]]:
+    """The tune name and paragraphs of every ci, in source order."""
+    ci: list[tuple[str, list[str]]] = []
     for path in source_files(source):
         entries = json.loads(path.read_text(encoding="utf-8"))
-        ci.extend(entry["paragraphs"] for entry in entries)
+        ci.extend((tune_name(entry["rhythmic"]), entry["paragraphs"]) for entry in entries)
     return ci
 
 
@@ -133,12 +143,15 @@ def split_of(text: str) -> str:
     return next(name for name, bound in SPLITS if bucket < bound)
 
 
-def build(source: Path) -> tuple[dict[str, list[list[str]]], Stats]:
-    """Kept ci, as lists of lines, per split, plus the counts."""
+Ci = tuple[str, list[str]]  # tune name, lines
+
+
+def build(source: Path) -> tuple[dict[str, list[Ci]], Stats]:
+    """Kept ci, as tune name and lines, per split, plus the counts."""
     stats = Stats()
-    splits: dict[str, list[list[str]]] = {name: [] for name, _ in SPLITS}
+    splits: dict[str, list[Ci]] = {name: [] for name, _ in SPLITS}
     seen: set[str] = set()
-    for paragraphs in read_ci(source):
+    for tune, paragraphs in read_ci(source):
         stats.read += 1
         lines = ci_lines(paragraphs, stats)
         if not lines:
@@ -148,18 +161,20 @@ def build(source: Path) -> tuple[dict[str, list[list[str]]], Stats]:
             stats.duplicates += 1
             continue
         seen.add(text)
-        splits[split_of(text)].append(lines)
+        splits[split_of(text)].append((tune, lines))
     return splits, stats
 
 
-def write(splits: dict[str, list[list[str]]]) -> None:
-    """Write one UTF-8, LF-terminated file per split."""
+def write(splits: dict[str, list[Ci]]) -> None:
+    """Write UTF-8, LF-terminated files per split: the lines, and the whole ci with their tunes."""
     for name, ci in splits.items():
-        text = "".join(line + "\n" for lines in ci for line in lines)
+        text = "".join(line + "\n" for _, lines in ci for line in lines)
         (OUT_DIR / f"{name}.txt").write_text(text, encoding="utf-8", newline="\n")
+        whole = "".join(f"{tune}\t{''.join(lines)}\n" for tune, lines in ci if tune != TUNE_LOST)
+        (OUT_DIR / f"ci.{name}.tsv").write_text(whole, encoding="utf-8", newline="\n")
 
 
-def summary(splits: dict[str, list[list[str]]], stats: Stats) -> str:
+def summary(splits: dict[str, list[Ci]], stats: Stats) -> str:
     """A short human-readable account of the build."""
     out = [f"ci read {stats.read}, kept {sum(map(len, splits.values()))}, "
            f"exact duplicates {stats.duplicates}, left empty {stats.empty}"]
@@ -168,11 +183,15 @@ def summary(splits: dict[str, list[list[str]]], stats: Stats) -> str:
                f"{stats.long} over {MAX_CHARS} chars, "
                f"{stats.unterminated} unterminated tails")
     for name, ci in splits.items():
-        lines = [line for lines in ci for line in lines]
+        lines = [line for _, lines in ci for line in lines]
         chars = sum(map(len, lines))
         out.append(f"{name:5} ci {len(ci):6}  lines {len(lines):7}  "
                    f"chars {chars:8}  distinct {len(set(''.join(lines))):5}  "
                    f"mean {chars / len(lines):.2f}")
+    for name, ci in splits.items():
+        tuned = [(tune, sum(map(len, lines))) for tune, lines in ci if tune != TUNE_LOST]
+        out.append(f"ci.{name}.tsv: {len(tuned)} ci, {len({t for t, _ in tuned})} tunes, "
+                   f"{sum(n for _, n in tuned)} chars, longest {max(n for _, n in tuned)}")
     return "\n".join(out)
 
 
