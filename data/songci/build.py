@@ -176,8 +176,8 @@ def write(splits: dict[str, list[Ci]]) -> None:
 
 def summary(splits: dict[str, list[Ci]], stats: Stats) -> str:
     """A short human-readable account of the build."""
-    out = [f"ci read {stats.read}, kept {sum(map(len, splits.values()))}, "
-           f"exact duplicates {stats.duplicates}, left empty {stats.empty}"]
+    out = [(f"ci read {stats.read}, kept {sum(map(len, splits.values()))}, "
+           f"exact duplicates {stats.duplicates}, left empty {stats.empty}")]
     out += [f"  dropped ({reason}): {n}" for reason, n in sorted(stats.dropped.items())]
     out.append(f"lines dropped: {stats.short} under {MIN_CJK} CJK, "
                f"{stats.long} over {MAX_CHARS} chars, "
