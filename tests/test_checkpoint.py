@@ -11,7 +11,8 @@ import torch
 import vaegen
 from vaegen import checkpoint
 from vaegen.data import collate
-from vaegen.errors import CheckpointError
+from vaegen.errors import CheckpointError, TrainingError
+from vaegen.train import load_resumable
 
 
 def test_round_trip_gives_identical_outputs(tiny_checkpoint: Path, tmp_path: Path) -> None:
@@ -107,7 +108,32 @@ def test_locate_prefers_flag_then_environment(tmp_path: Path, monkeypatch) -> No
     assert checkpoint.locate(Path("flag.pt")) == Path("flag.pt")
     assert checkpoint.locate(None) == Path("from_env.pt")
     monkeypatch.delenv("VAEGEN_CHECKPOINT")
-    with pytest.raises(CheckpointError, match="no checkpoint"):
-        checkpoint.locate(None)
+    assert checkpoint.locate(None) == checkpoint.BUNDLED  # nothing named or found: the model that ships
     (tmp_path / "vaegen.pt").write_bytes(b"")
     assert checkpoint.locate(None) == Path("vaegen.pt")
+    monkeypatch.setattr(checkpoint, "BUNDLED", tmp_path / "not-installed.pt")
+    (tmp_path / "vaegen.pt").unlink()
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        checkpoint.locate(None)
+
+
+def test_export_keeps_what_generation_needs_in_half_the_bytes(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    exported = tmp_path / "small.pt"
+    checkpoint.export(tiny_checkpoint, exported, half=True)
+    assert exported.stat().st_size < tiny_checkpoint.stat().st_size / 4
+    payload = torch.load(exported, weights_only=True)
+    assert "resume" not in payload["train_state"] and payload["train_state"]["valid"] is not None
+    assert all(t.dtype == torch.float16 for t in payload["model"].values() if t.is_floating_point())
+    original, small = checkpoint.load(tiny_checkpoint), checkpoint.load(exported)
+    for (name, a), b in zip(original.model.state_dict().items(), small.model.state_dict().values()):
+        assert b.dtype == a.dtype and torch.allclose(a, b, rtol=1e-3, atol=1e-4), name
+    with pytest.raises(TrainingError, match="no training state to resume"):
+        load_resumable(exported, [])
+
+
+def test_the_bundled_model_is_a_song_ci_model_and_the_package_stays_small() -> None:
+    bundled = checkpoint.load(checkpoint.BUNDLED)
+    assert bundled.tokenizer.vocab_size > 3000 and bundled.config.model.latent_dim > 0
+    package = checkpoint.BUNDLED.parents[1]
+    size = sum(f.stat().st_size for f in package.rglob("*") if f.is_file() and "__pycache__" not in f.parts)
+    assert size < 20 * 2**20

@@ -100,11 +100,21 @@ def test_bad_settings_are_refused_before_training(english_corpus: Path, tmp_path
     assert_user_error(result, fragment)
 
 
-def test_missing_checkpoint_says_how_to_train(tmp_path: Path, monkeypatch, capsys) -> None:
-    monkeypatch.chdir(tmp_path)
+def test_without_a_checkpoint_the_bundled_model_writes_ci_lines(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("VAEGEN_CHECKPOINT", raising=False)
-    assert_user_error(run_in_process(capsys, "sample"), "vaegen train CORPUS")
+    result = vaegen_cli("sample", "--n", "10", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 10 and all(line[-1] in "。？！" and "\u4e00" <= line[0] <= "\u9fff" for line in lines)
+    assert "ships with vaegen" in result.stderr and "vaegen train CORPUS" in result.stderr
+    assert len(vaegen_cli("interpolate", "明月几时有", "杨柳岸、晓风残月。", cwd=tmp_path).stdout.splitlines()) == 7
+
+
+def test_a_missing_named_checkpoint_is_an_error(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
     assert_user_error(run_in_process(capsys, "interpolate", "a", "b", "-c", "nope.pt"), "does not exist")
+    monkeypatch.setenv("VAEGEN_CHECKPOINT", "gone.pt")
+    assert_user_error(run_in_process(capsys, "sample"), "does not exist")
 
 
 def test_errors_through_a_real_process_have_no_traceback(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from vaegen.tokenizer import Tokenizer
 FORMAT = "vaegen-checkpoint"
 VERSION = 1
 TRAIN_HINT = "train one with `vaegen train CORPUS` or pass --checkpoint FILE"
+BUNDLED = Path(__file__).resolve().parent / "models" / "songci-lines.pt"  # see vaegen/models/README.md
 
 
 def save(path: Path, config: Config, tokenizer: Tokenizer, weights: dict[str, torch.Tensor],
@@ -41,6 +42,18 @@ def save(path: Path, config: Config, tokenizer: Tokenizer, weights: dict[str, to
         "train_state": train_state,
     }
     write_atomically(path, lambda handle: torch.save(payload, handle))
+
+
+def export(source: Path, target: Path, half: bool = False) -> None:
+    """Write a checkpoint for generation alone: the best weights (in float16 with `half`), config,
+    tokenizer and the record of how training went, without the state for resuming (the latest
+    weights and Adam's moments, two thirds of a training checkpoint)."""
+    payload = read(source)
+    kept = {key: payload.get("train_state", {}).get(key) for key in ("step", "epoch", "seconds", "corpus", "valid")}
+    weights = {name: tensor.half() if half and tensor.is_floating_point() else tensor
+               for name, tensor in payload["model"].items()}
+    exported = {**payload, "model": weights, "train_state": kept}
+    write_atomically(target, lambda handle: torch.save(exported, handle))
 
 
 def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
@@ -134,12 +147,15 @@ def check_writable(path: Path, overwrite: bool, option: str = "--out", example: 
 
 
 def locate(path: Path | None) -> Path:
-    """The checkpoint to use: the one named, else $VAEGEN_CHECKPOINT, else ./vaegen.pt."""
+    """The checkpoint to use: the one named, else $VAEGEN_CHECKPOINT, else ./vaegen.pt, else the
+    Song ci model that ships with vaegen (BUNDLED), so that generation works right after installation."""
     if path is not None:
         return path
     if env := os.environ.get("VAEGEN_CHECKPOINT"):
         return Path(env)
     default = Path("vaegen.pt")
-    if not default.exists():
-        raise CheckpointError(f"no checkpoint: neither --checkpoint, $VAEGEN_CHECKPOINT nor ./vaegen.pt; {TRAIN_HINT}")
-    return default
+    if default.exists():
+        return default
+    if BUNDLED.exists():
+        return BUNDLED
+    raise CheckpointError(f"no checkpoint: neither --checkpoint, $VAEGEN_CHECKPOINT nor ./vaegen.pt; {TRAIN_HINT}")

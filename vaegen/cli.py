@@ -67,9 +67,14 @@ def _note(message: str) -> None:
 
 
 def _load(checkpoint: Path | None, device: str | None) -> SentenceGenerator:
+    from vaegen import checkpoint as checkpoints
     from vaegen.generator import load, resolve_device
 
-    return load(checkpoint, resolve_device(device))
+    location = checkpoints.locate(checkpoint)
+    if location == checkpoints.BUNDLED:
+        _note("no --checkpoint, $VAEGEN_CHECKPOINT or ./vaegen.pt: using the Song ci lines model that ships "
+              "with vaegen; train your own with `vaegen train CORPUS`")
+    return load(location, resolve_device(device))
 
 
 @app.callback(invoke_without_command=True)
@@ -459,6 +464,24 @@ def evaluate(
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         typer.echo(f"{name:<{width}}  {value}")
+
+
+@app.command()
+def export(
+    source: Annotated[Path, typer.Argument(show_default=False, help="A checkpoint written by `vaegen train`.")],
+    out: Annotated[Path, typer.Argument(show_default=False, help="The checkpoint to write.")],
+    half: Annotated[bool, typer.Option("--half", help="Store the weights in float16: half the size again; "
+                                       "they are read back as float32.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing OUT.")] = False,
+) -> None:
+    """Write a checkpoint for generation alone: the best weights, config and tokenizer, without the
+    state for resuming training (a third of the size; `--half` halves it again). Every command but
+    `train --resume` reads it."""
+    from vaegen import checkpoint as checkpoints
+
+    checkpoints.check_writable(out, force, "OUT")
+    checkpoints.export(source, out, half)
+    _note(f"exported {out}: {out.stat().st_size / 2**20:.1f} MiB (from {source.stat().st_size / 2**20:.1f} MiB)")
 
 
 @app.command()
