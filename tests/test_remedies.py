@@ -16,6 +16,7 @@ from vaegen.cli import run
 from vaegen.config import ConfigError, ModelConfig, load_config
 from vaegen.model import SentenceVAE
 from vaegen.objectives import encoder_converged, free_bits, kl_per_dimension
+from vaegen.tokenizer import PAD_ID
 
 VOCAB = 30
 
@@ -79,6 +80,15 @@ def test_bn_vae_in_eval_mode_uses_running_statistics() -> None:
     tokens = torch.randint(4, VOCAB, (1, 6))
     mu = model.encode(tokens, torch.tensor([6])).mu  # a batch of one works once statistics are frozen
     assert mu.shape == (1, 4)
+
+
+def test_tied_embeddings_start_at_the_scale_of_an_untied_output_layer() -> None:
+    """With the embedding's N(0, 1) start the first softmax is nearly one-hot and training stalls."""
+    torch.manual_seed(0)
+    values = {"embed_dim": 64, "hidden_dim": 64, "latent_dim": 4, "embed_dropout": 0.0}
+    tied, untied = (SentenceVAE(ModelConfig(**values, tie_embeddings=t), 500) for t in (True, False))
+    assert tied.output.weight.std().item() == pytest.approx(untied.output.weight.std().item(), rel=0.1)
+    assert tied.embedding.weight[PAD_ID].abs().sum() == 0
 
 
 def test_tied_embeddings_share_one_matrix_and_need_equal_sizes() -> None:

@@ -61,7 +61,10 @@ class SentenceVAE(nn.Module):
         decoder_input = c.embed_dim + (c.latent_dim if c.z_every_step else 0)
         self.decoder = nn.GRU(decoder_input, c.hidden_dim, c.decoder_layers, batch_first=True)
         self.output = nn.Linear(c.hidden_dim, vocab_size)
-        if c.tie_embeddings:
+        if c.tie_embeddings:  # the embedding's N(0, 1) start would make the first logits ~sqrt(hidden) wide
+            bound = 1.0 / c.hidden_dim ** 0.5  # the output layer's own start
+            with torch.no_grad():
+                self.embedding.weight.uniform_(-bound, bound)[PAD_ID].zero_()
             self.output.weight = self.embedding.weight
 
     def encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> Posterior:
