@@ -41,6 +41,8 @@ def test_output_file_is_written_whole_and_never_overwritten_without_force(tiny_c
     assert written == run_cli(capsys, tiny_checkpoint, "sample", "-n", "3", "--seed", "1")
     assert_user_error(run_in_process(capsys, "sample", "-n", "5", "--output", str(target), "-c", str(tiny_checkpoint)),
                       "already exists")
+    for command in (["sample"], ["encode", "a"]):  # refused before any model is loaded
+        assert_user_error(run_in_process(capsys, *command, "--output", str(target), "-c", "missing.pt"), "already exists")
     assert target.read_text(encoding="utf-8").splitlines() == written
     run_cli(capsys, tiny_checkpoint, "sample", "-n", "5", "--output", str(target), "--force")
     assert len(target.read_text(encoding="utf-8").splitlines()) == 5

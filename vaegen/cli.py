@@ -240,6 +240,7 @@ def generation_command(greedy: bool) -> Callable[[Callable[..., None]], Callable
         def run(**options: Any) -> None:
             values = {p.name: options.pop(p.name) for p in shared}
             strategy = _strategy(*(values.pop(name) for name in STRATEGY_OPTIONS))
+            _check_output(values["output"], values["force"], "out.txt")
             command(decoding=Decoding(strategy, **values), **options)
 
         parameters = own + shared
@@ -258,15 +259,22 @@ def _texts(texts: list[str] | None, source: Path | None) -> list[str]:
     return read_lines(source) if source is not None else list(texts or [])
 
 
-def _emit(lines: Iterable[str], output: Path | None, force: bool) -> None:
-    """Print the lines, or write them to --output at once (never half a file)."""
+def _check_output(output: Path | None, force: bool, example: str) -> None:
+    """Refuse a bad --output before the work, not after it."""
+    if output is not None:
+        from vaegen.checkpoint import check_writable
+
+        check_writable(output, force, "--output", example)
+
+
+def _emit(lines: Iterable[str], output: Path | None) -> None:
+    """Print the lines, or write them to --output (checked beforehand) at once: never half a file."""
     if output is None:
         for line in lines:
             typer.echo(line)
         return
-    from vaegen.checkpoint import check_writable, write_atomically
+    from vaegen.checkpoint import write_atomically
 
-    check_writable(output, force, "--output", "out.txt")
     text = "".join(f"{line}\n" for line in lines)
     write_atomically(output, lambda handle: handle.write(text.encode("utf-8")))
     _note(f"wrote {output}")
@@ -274,11 +282,11 @@ def _emit(lines: Iterable[str], output: Path | None, force: bool) -> None:
 
 def _show(generations: list[Generation], decoding: Decoding) -> None:
     if not decoding.as_json:
-        _emit((g.text for g in generations), decoding.output, decoding.force)
+        _emit((g.text for g in generations), decoding.output)
         return
     rows = ({"text": g.text, "logprob": round(g.logprob, 4),
              **({"z": [round(v, 5) for v in g.z]} if decoding.with_z else {})} for g in generations)
-    _emit((json.dumps(row, ensure_ascii=False) for row in rows), decoding.output, decoding.force)
+    _emit((json.dumps(row, ensure_ascii=False) for row in rows), decoding.output)
 
 
 def _warn_unknown(model: SentenceGenerator, texts: list[str]) -> None:
@@ -342,6 +350,7 @@ def encode(
 ) -> None:
     """Print each sentence's posterior q(z|x) = N(mu, sigma^2) as a JSON line {"text", "mu", "sigma"}."""
     lines = _texts(texts, source)
+    _check_output(output, force, "codes.npy")
     model = _load(checkpoint, device)
     if not model.latent_dim:
         raise VaegenError("this checkpoint is a language model (latent_dim = 0): it has no codes to write; "
@@ -352,16 +361,15 @@ def encode(
     if output is not None and output.suffix == ".npy":
         import numpy as np
 
-        from vaegen.checkpoint import check_writable, write_atomically
+        from vaegen.checkpoint import write_atomically
 
-        check_writable(output, force, "--output", "codes.npy")
         array = np.stack([mu.float().cpu().numpy(), sigma.float().cpu().numpy()], axis=1)
         write_atomically(output, lambda handle: np.save(handle, array))
         _note(f"wrote {output}: {array.shape[0]} x (mu, sigma) x {array.shape[2]}")
         return
     rows = ({"text": text, "mu": [round(v, 5) for v in m], "sigma": [round(v, 5) for v in s]}
             for text, m, s in zip(lines, mu.tolist(), sigma.tolist()))
-    _emit((json.dumps(row, ensure_ascii=False) for row in rows), output, force)
+    _emit((json.dumps(row, ensure_ascii=False) for row in rows), output)
 
 
 @app.command()

@@ -61,8 +61,8 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p < 1.0:
         sorted_logits, order = logits.sort(dim=-1, descending=True)
-        before = sorted_logits.softmax(dim=-1).cumsum(dim=-1) - sorted_logits.softmax(dim=-1)  # mass above each
-        drop = before >= top_p
+        probs = sorted_logits.softmax(dim=-1)
+        drop = probs.cumsum(dim=-1) - probs >= top_p  # the mass above each token already reaches top_p
         drop[:, 0] = False
         logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
     return logits
@@ -136,7 +136,7 @@ def _sample(model: SentenceVAE, z: torch.Tensor, max_length: int, strategy: Stra
     tokens = torch.full((n, max_length + 1), PAD_ID, dtype=torch.long, device=z.device)
     logprobs = torch.zeros(n, device=z.device)
     for step in range(max_length + 1):  # + 1: room for </s> after a full-length sentence
-        model_logprobs = logits.log_softmax(dim=-1)
+        model_logprobs = logits.log_softmax(dim=-1)  # (faster on a CPU than logsumexp alone)
         logits[:, masked] = float("-inf")
         token = choose(logits, strategy, generator)
         tokens[rows, step] = token
@@ -190,8 +190,8 @@ def beam_search(model: SentenceVAE, z: torch.Tensor, max_length: int, width: int
     def hypothesis(ids: list[int], logprob: float) -> Hypothesis:
         return Hypothesis(ids, logprob, logprob / (len(ids) + 1) ** length_penalty)
 
+    vocab = logits.size(-1)
     for step in range(max_length + 1):
-        vocab = logits.size(-1)
         totals = (live.view(-1, 1) + logits.log_softmax(dim=-1).masked_fill(banned, float("-inf"))).view(n, -1)
         values, flat = totals.topk(min(2 * width, totals.size(1)), dim=1)
         next_live = torch.full_like(live, float("-inf"))

@@ -16,7 +16,6 @@ wrapper over one of these methods.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,7 +23,7 @@ import torch
 
 from vaegen import checkpoint, latent
 from vaegen.data import collate, truncate
-from vaegen.decoding import DECODE_BATCH, GREEDY, SAMPLING, Strategy, generate, prefix_log_likelihood
+from vaegen.decoding import DECODE_BATCH, GREEDY, SAMPLING, Decoded, Strategy, generate, prefix_log_likelihood
 from vaegen.errors import VaegenError
 from vaegen.model import Posterior
 
@@ -92,24 +91,22 @@ class SentenceGenerator:
     def decode(self, z: torch.Tensor, strategy: Strategy = GREEDY, *, seed: int | None = None,
                max_length: int | None = None, generator: torch.Generator | None = None) -> list[Generation]:
         """Texts for codes z (N, latent_dim), greedy unless `strategy` says otherwise."""
-        return self._decode(z, strategy, generator or self._generator(seed), max_length, "")
+        return self._decode(z, strategy, generator or self._generator(seed), max_length)
 
-    def _decode(self, z: torch.Tensor, strategy: Strategy, generator: torch.Generator, max_length: int | None,
-                prefix: str) -> list[Generation]:
+    def _generate(self, z: torch.Tensor, strategy: Strategy, generator: torch.Generator, max_length: int | None,
+                  prefix_ids: list[int] | None = None) -> Decoded:
         limit = max_length or self.config.data.max_length
-        prefix_ids = self.tokenizer.encode([prefix])[0] if prefix else []
+        prefix_ids = prefix_ids or []
         if len(prefix_ids) >= limit:
             raise VaegenError(f"the prefix is {len(prefix_ids)} tokens long, leaving no room under the maximum "
                               f"length of {limit}; shorten it or raise --max-length")
-        decoded = generate(self.model, z.to(self.device), limit - len(prefix_ids), strategy, generator,
-                           self.tokenizer.control_ids, prefix_ids)
-        if prefix_ids:
-            before = prefix_log_likelihood(self.model, z.to(self.device), prefix_ids).cpu()
-            texts = [self._continue(prefix, prefix_ids, ids) for ids in decoded.ids]
-            logprobs = (decoded.logprobs + before).tolist()
-        else:
-            texts, logprobs = self.tokenizer.decode(decoded.ids), decoded.logprobs.tolist()
-        return [Generation(text, logprob, code) for text, logprob, code in zip(texts, logprobs, z.tolist())]
+        return generate(self.model, z.to(self.device), limit - len(prefix_ids), strategy, generator,
+                        self.tokenizer.control_ids, prefix_ids)
+
+    def _decode(self, z: torch.Tensor, strategy: Strategy, generator: torch.Generator,
+                max_length: int | None) -> list[Generation]:
+        decoded = self._generate(z, strategy, generator, max_length)
+        return generations(self.tokenizer.decode(decoded.ids), decoded.logprobs, z)
 
     def _continue(self, prefix: str, prefix_ids: list[int], ids: list[int]) -> str:
         """The prefix verbatim, then the text that `ids` add after it (its spacing as the tokenizer has it)."""
@@ -121,7 +118,7 @@ class SentenceGenerator:
                max_length: int | None = None) -> list[Generation]:
         """n sentences decoded from z ~ N(0, I), sampled at temperature 1 unless `strategy` says otherwise."""
         generator = self._generator(seed)
-        return self._decode(self._prior(n, generator), strategy, generator, max_length, "")
+        return self._decode(self._prior(n, generator), strategy, generator, max_length)
 
     def near(self, text: str, n: int, radius: float = 0.5, strategy: Strategy = SAMPLING, *,
              seed: int | None = None, max_length: int | None = None) -> list[Generation]:
@@ -129,7 +126,7 @@ class SentenceGenerator:
         self._needs_latent("sample near a sentence in")
         generator = self._generator(seed)
         z = self.encode([text]).mu + radius * self._prior(n, generator)
-        return self._decode(z, strategy, generator, max_length, "")
+        return self._decode(z, strategy, generator, max_length)
 
     def reconstruct(self, texts: list[str], strategy: Strategy = GREEDY, *, sample_z: bool = False,
                     seed: int | None = None, max_length: int | None = None) -> list[Generation]:
@@ -138,7 +135,7 @@ class SentenceGenerator:
         generator = self._generator(seed)
         mu, logvar = self.encode(texts)
         z = mu + (0.5 * logvar).exp() * self._prior(len(texts), generator) if sample_z else mu
-        return self._decode(z, strategy, generator, max_length, "")
+        return self._decode(z, strategy, generator, max_length)
 
     def interpolate(self, a: str | None = None, b: str | None = None, steps: int = 7, path: str = "linear",
                     strategy: Strategy = GREEDY, *, unique: bool = False, seed: int | None = None,
@@ -148,10 +145,8 @@ class SentenceGenerator:
         decoding equal to the one before it."""
         self._needs_latent("interpolate in")
         generator = self._generator(seed)
-        texts = [text for text in (a, b) if text is not None]
-        known: Iterator[torch.Tensor] = iter(self.encode(texts).mu if texts else [])
-        ends = [next(known) if text is not None else self._prior(1, generator)[0] for text in (a, b)]
-        results = self._decode(latent.path(ends[0], ends[1], steps, path), strategy, generator, max_length, "")
+        start, end = (self.encode([text]).mu[0] if text is not None else self._prior(1, generator)[0] for text in (a, b))
+        results = self._decode(latent.path(start, end, steps, path), strategy, generator, max_length)
         if unique:
             results = [g for i, g in enumerate(results) if i == 0 or g.text != results[i - 1].text]
         return results
@@ -166,12 +161,20 @@ class SentenceGenerator:
         generator = self._generator(seed)
         pool = self._prior(candidates, generator)
         prefix_ids = self.tokenizer.encode([prefix])[0]
-        chosen = latent.resample_by_likelihood(prefix_log_likelihood(self.model, pool, prefix_ids), n, generator)
-        return self._decode(pool[chosen], strategy, generator, max_length, prefix)
+        likelihoods = prefix_log_likelihood(self.model, pool, prefix_ids)
+        chosen = latent.resample_by_likelihood(likelihoods, n, generator)
+        decoded = self._generate(pool[chosen], strategy, generator, max_length, prefix_ids)
+        texts = [self._continue(prefix, prefix_ids, ids) for ids in decoded.ids]
+        return generations(texts, decoded.logprobs + likelihoods[chosen].cpu(), pool[chosen])
+
+
+def generations(texts: list[str], logprobs: torch.Tensor, z: torch.Tensor) -> list[Generation]:
+    return [Generation(text, logprob, code) for text, logprob, code in zip(texts, logprobs.tolist(), z.tolist())]
 
 
 def load(path: str | Path | None = None, device: str | torch.device | None = None) -> SentenceGenerator:
-    """Load a checkpoint (default: $VAEGEN_CHECKPOINT, then ./vaegen.pt) as a ready generator."""
+    """Load a checkpoint (default: $VAEGEN_CHECKPOINT, then ./vaegen.pt, then the model that ships with
+    vaegen) as a ready generator."""
     resolved = device if isinstance(device, torch.device) else resolve_device(device)
     location = checkpoint.locate(Path(path) if path is not None else None)
     return SentenceGenerator(checkpoint.load(location, resolved), resolved)
