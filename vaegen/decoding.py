@@ -5,7 +5,9 @@ decoded in batches; a sentence leaves the batch as soon as it ends, so that a fe
 keep thousands of finished ones in every step's softmax. The decoder never emits <pad>, <s> or <unk>,
 which are structural or carry no text, nor the ids in `banned` (the tokenizer's control-character bytes).
 A decoding may start after a given prefix of tokens (sentence completion); the prefix is then part of
-what the decoder has read, not of what is returned.
+what the decoder has read, not of what is returned. It may also be held to per-step masks of allowed
+tokens (`allowed`, one row per step, the last allowing only the end), which fix its length and its
+punctuation: the form of a Song ci tune (`tunes.form_masks`).
 
 Log-probabilities are those of the model itself, log p(tokens | z) at temperature 1 with nothing masked,
 the end of sentence included, whatever strategy chose the tokens.
@@ -108,27 +110,33 @@ def prefix_log_likelihood(model: SentenceVAE, z: torch.Tensor, prefix: list[int]
 @torch.no_grad()
 def generate(model: SentenceVAE, z: torch.Tensor, max_length: int, strategy: Strategy = GREEDY,
              generator: torch.Generator | None = None, banned: list[int] | None = None,
-             prefix: list[int] | None = None) -> Decoded:
-    """z (N, L) -> a decoding per code, each at most max_length tokens (after the prefix)."""
+             prefix: list[int] | None = None, allowed: torch.Tensor | None = None) -> Decoded:
+    """z (N, L) -> a decoding per code, each at most max_length tokens (after the prefix), or exactly
+    as long as the steps of `allowed` (steps, V) when given."""
     masked = [PAD_ID, BOS_ID, UNK_ID, *(banned or [])]
+    if allowed is not None:
+        max_length = allowed.size(0) - 1
+        allowed = allowed.to(z.device)
     width = strategy.beam
     ids: list[list[int]] = []
     logprobs = []
     for chunk in z.split(max(1, DECODE_BATCH // max(width, 1))):
         if width:
             best = [hypotheses[0] for hypotheses in beam_search(model, chunk, max_length, width,
-                                                                  strategy.length_penalty, masked, prefix or [])]
+                                                                  strategy.length_penalty, masked, prefix or [],
+                                                                  allowed)]
             ids.extend(h.ids for h in best)
             logprobs.append(torch.tensor([h.logprob for h in best]))
         else:
-            decoded = _sample(model, chunk, max_length, strategy, generator, masked, prefix or [])
+            decoded = _sample(model, chunk, max_length, strategy, generator, masked, prefix or [], allowed)
             ids.extend(decoded.ids)
             logprobs.append(decoded.logprobs)
     return Decoded(ids, torch.cat(logprobs) if logprobs else torch.zeros(0))
 
 
 def _sample(model: SentenceVAE, z: torch.Tensor, max_length: int, strategy: Strategy,
-            generator: torch.Generator | None, masked: list[int], prefix: list[int]) -> Decoded:
+            generator: torch.Generator | None, masked: list[int], prefix: list[int],
+            allowed: torch.Tensor | None = None) -> Decoded:
     """Greedy or sampled decoding of a batch; finished rows leave the batch."""
     n = z.size(0)
     state, logits = start(model, z, prefix)
@@ -138,6 +146,8 @@ def _sample(model: SentenceVAE, z: torch.Tensor, max_length: int, strategy: Stra
     for step in range(max_length + 1):  # + 1: room for </s> after a full-length sentence
         model_logprobs = logits.log_softmax(dim=-1)  # (faster on a CPU than logsumexp alone)
         logits[:, masked] = float("-inf")
+        if allowed is not None:
+            logits.masked_fill_(~allowed[step], float("-inf"))
         token = choose(logits, strategy, generator)
         tokens[rows, step] = token
         ended = token == EOS_ID
@@ -164,7 +174,8 @@ class Hypothesis(NamedTuple):
 
 @torch.no_grad()
 def beam_search(model: SentenceVAE, z: torch.Tensor, max_length: int, width: int, length_penalty: float = 1.0,
-                masked: list[int] | None = None, prefix: list[int] | None = None) -> list[list[Hypothesis]]:
+                masked: list[int] | None = None, prefix: list[int] | None = None,
+                allowed: torch.Tensor | None = None) -> list[list[Hypothesis]]:
     """Beam search from each code z (N, L): per code, at most `width` hypotheses, best score first.
 
     Each step extends the live hypotheses of a code by every token and keeps the `width` most likely
@@ -174,7 +185,7 @@ def beam_search(model: SentenceVAE, z: torch.Tensor, max_length: int, width: int
     """
     masked = masked if masked is not None else [PAD_ID, BOS_ID, UNK_ID]
     prefix = prefix or []
-    greedy = _sample(model, z, max_length, GREEDY, None, masked, prefix)
+    greedy = _sample(model, z, max_length, GREEDY, None, masked, prefix, allowed)
     n = z.size(0)
     state, logits = start(model, z, prefix)
     banned = torch.zeros(logits.size(-1), dtype=torch.bool, device=z.device)
@@ -192,7 +203,8 @@ def beam_search(model: SentenceVAE, z: torch.Tensor, max_length: int, width: int
 
     vocab = logits.size(-1)
     for step in range(max_length + 1):
-        totals = (live.view(-1, 1) + logits.log_softmax(dim=-1).masked_fill(banned, float("-inf"))).view(n, -1)
+        ruled_out = banned if allowed is None else banned | ~allowed[step]
+        totals = (live.view(-1, 1) + logits.log_softmax(dim=-1).masked_fill(ruled_out, float("-inf"))).view(n, -1)
         values, flat = totals.topk(min(2 * width, totals.size(1)), dim=1)
         next_live = torch.full_like(live, float("-inf"))
         parents = torch.zeros(n, width, dtype=torch.long, device=z.device)

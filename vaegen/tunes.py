@@ -1,0 +1,79 @@
+"""Song ci tunes (词牌): the form of a ci, the most common form of each tune, and the per-step token
+masks that make a decoded ci follow a form.
+
+A tune fixes how many clauses a ci has, how many characters each clause holds and which mark closes
+it. The form of a ci is written clause by clause as length and mark: 浣溪沙's most common form is
+"7。7。7。7，7。7。". Decoding under a form lets only characters into a character slot and only the
+form's mark into a mark slot, then only the end of the ci: the format holds by construction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+
+from vaegen.tokenizer import EOS_ID, Tokenizer
+
+MARKS = "，。、？！；："
+CLAUSE = re.compile(f"([^{MARKS}]+)([{MARKS}])")
+SLOT = re.compile(f"(\\d+)([{MARKS}])")
+
+
+def form_of(text: str) -> str:
+    """The form of a ci, e.g. "7。7。7。7，7。7。"; text after the last mark is not part of any clause."""
+    return "".join(f"{len(chars)}{mark}" for chars, mark in CLAUSE.findall(text))
+
+
+def slots(form: str) -> list[str | None]:
+    """A form as positions: None for a character, the mark where a clause closes."""
+    if not form or SLOT.sub("", form):
+        raise ValueError(f"not a form: {form!r}; write each clause as its length and mark, e.g. 7。7，")
+    return [slot for length, mark in SLOT.findall(form) for slot in [None] * int(length) + [mark]]
+
+
+@dataclass(frozen=True)
+class Tune:
+    name: str
+    count: int  # ci of this tune in the training corpus
+    form: str  # its most common form
+    share: float  # the share of its ci written in that form
+
+
+def tunes_of(ci: Iterable[tuple[str, str]]) -> list[Tune]:
+    """Every tune of (tune, text) pairs with its most common form, most frequent tune first (ties by name)."""
+    forms: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    for name, text in ci:
+        forms[name][form_of(text)] += 1
+    tunes = []
+    for name, counter in forms.items():
+        count = sum(counter.values())
+        form, written = min(counter.items(), key=lambda item: (-item[1], item[0]))  # most common, then first by text
+        tunes.append(Tune(name, count, form, written / count))
+    return sorted(tunes, key=lambda tune: (-tune.count, tune.name))
+
+
+def form_masks(form: str, tokenizer: Tokenizer) -> torch.Tensor:
+    """(len(slots) + 1, vocab) booleans: the tokens allowed at each step of a ci in this form, the last
+    step allowing only the end. A character slot allows every piece that is one character other than a
+    mark (no byte pieces, no special ids); a mark slot allows that mark alone."""
+    vocab = tokenizer.vocab_size
+    sp = tokenizer.sp
+    characters = torch.zeros(vocab, dtype=torch.bool)
+    for i in range(vocab):
+        piece = sp.id_to_piece(i)
+        characters[i] = not (sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i)) and len(piece) == 1 and piece not in MARKS
+    masks = []
+    for slot in slots(form):
+        if slot is None:
+            masks.append(characters)
+            continue
+        mark = sp.piece_to_id(slot)
+        if sp.is_unknown(mark):
+            raise ValueError(f"the tokenizer has no piece for {slot!r}; this model cannot write the form {form}")
+        masks.append(torch.zeros(vocab, dtype=torch.bool).index_fill_(0, torch.tensor([mark]), True))
+    masks.append(torch.zeros(vocab, dtype=torch.bool).index_fill_(0, torch.tensor([EOS_ID]), True))
+    return torch.stack(masks)
