@@ -31,7 +31,8 @@ def test_round_trip_gives_identical_outputs(tiny_checkpoint: Path, tmp_path: Pat
 def test_file_holds_only_plain_values(tiny_checkpoint: Path) -> None:
     payload = torch.load(tiny_checkpoint, weights_only=True)
     assert payload["format"] == checkpoint.FORMAT and payload["version"] == checkpoint.VERSION
-    assert set(payload) == {"format", "version", "config", "tokenizer", "model", "train_state"}
+    assert set(payload) == {"format", "version", "config", "tokenizer", "labels", "model", "train_state"}
+    assert payload["labels"] is None  # a model without tunes; see test_conditional for one with them
     assert isinstance(payload["tokenizer"], bytes) and "optimizer" in payload["train_state"]["resume"]
 
 

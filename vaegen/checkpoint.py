@@ -23,21 +23,24 @@ from vaegen.config import Config
 from vaegen.errors import CheckpointError, ConfigError
 from vaegen.model import SentenceVAE
 from vaegen.tokenizer import Tokenizer
+from vaegen.tunes import Labels
 
 FORMAT = "vaegen-checkpoint"
-VERSION = 1
+VERSION = 2  # 2 added "labels" (conditional models); version 1 files read as models without labels
 TRAIN_HINT = "train one with `vaegen train CORPUS` or pass --checkpoint FILE"
 BUNDLED = Path(__file__).resolve().parent / "models" / "songci-lines.pt"  # see vaegen/models/README.md
 
 
 def save(path: Path, config: Config, tokenizer: Tokenizer, weights: dict[str, torch.Tensor],
-         train_state: dict[str, Any]) -> None:
-    """Write atomically: temporary file, fsync, rename. `weights` is a model state_dict."""
+         train_state: dict[str, Any], labels: Labels | None = None) -> None:
+    """Write atomically: temporary file, fsync, rename. `weights` is a model state_dict; `labels` those of
+    a conditional model."""
     payload = {
         "format": FORMAT,
         "version": VERSION,
         "config": config.to_dict(),
         "tokenizer": tokenizer.model_bytes,
+        "labels": labels.as_payload() if labels is not None else None,
         "model": {name: tensor.detach().cpu() for name, tensor in weights.items()},
         "train_state": train_state,
     }
@@ -115,6 +118,7 @@ class Loaded(NamedTuple):
     tokenizer: Tokenizer
     model: SentenceVAE
     train_state: dict[str, Any]
+    labels: Labels | None  # a conditional model's labels
 
 
 def load(path: Path, device: torch.device | str = "cpu") -> Loaded:
@@ -123,11 +127,12 @@ def load(path: Path, device: torch.device | str = "cpu") -> Loaded:
     try:
         config = Config.from_dict(payload["config"], source=f"{path} config")
         tokenizer = Tokenizer(bytes(payload["tokenizer"]))
-        model = SentenceVAE(config.model, tokenizer.vocab_size)
+        labels = Labels.from_payload(payload["labels"]) if payload.get("labels") is not None else None
+        model = SentenceVAE(config.model, tokenizer.vocab_size, len(labels) if labels is not None else 0)
         model.load_state_dict(payload["model"])
-    except (KeyError, TypeError, RuntimeError, ConfigError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError, ConfigError) as exc:
         raise CheckpointError(f"{path} is a damaged vaegen checkpoint ({str(exc).splitlines()[0]}); retrain or re-download it")
-    return Loaded(config, tokenizer, model.to(device).eval(), payload.get("train_state", {}))
+    return Loaded(config, tokenizer, model.to(device).eval(), payload.get("train_state", {}), labels)
 
 
 def check_writable(path: Path, overwrite: bool, option: str = "--out", example: str = "vaegen.pt") -> None:

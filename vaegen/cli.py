@@ -41,6 +41,9 @@ CheckpointOption = Annotated[Path | None, typer.Option(
 DeviceOption = Annotated[str | None, typer.Option(
     show_default=False, help="Torch device, e.g. cpu or cuda. Default: cuda when available, else cpu.")]
 SeedOption = Annotated[int | None, typer.Option(help="Random seed; the same seed gives the same output.")]
+TuneOption = Annotated[str | None, typer.Option(show_default=False, help="For a model trained on tunes (labels, "
+                                                "e.g. whole Song ci): write to this tune, in its most common "
+                                                "form; `vaegen tunes` lists them.")]
 
 
 class Precision(str, Enum):
@@ -122,7 +125,7 @@ def train(
     """
     from vaegen import checkpoint
     from vaegen.config import load_config
-    from vaegen.data import read_lines, split_valid
+    from vaegen.data import read_lines, split_labels, split_valid
     from vaegen.generator import resolve_device
     from vaegen.train import fit, load_resumable, metrics_path
 
@@ -140,13 +143,24 @@ def train(
         checkpoint.check_writable(out, force)
     torch_device = resolve_device(device)
     errors = "replace" if replace_bad_bytes else "strict"
-    lines = read_lines(corpus, settings.data.max_line_chars, errors)
+
+    def examples(path: Path) -> tuple[list[str] | None, list[str]]:
+        """The labels (of a conditional model, label_dim > 0; else None) and the texts of a corpus."""
+        lines = read_lines(path, settings.data.max_line_chars, errors)
+        return split_labels(lines, path) if settings.model.label_dim else (None, lines)
+
+    def held_out(values: list[str]) -> tuple[list[str], list[str]]:
+        return split_valid(values, settings.data.valid_fraction, settings.data.min_valid_lines)
+
+    train_labels, train_lines = examples(corpus)
     if valid is not None:
-        train_lines, valid_lines = lines, read_lines(valid, settings.data.max_line_chars, errors)
+        valid_labels, valid_lines = examples(valid)
     else:
-        train_lines, valid_lines = split_valid(lines, settings.data.valid_fraction, settings.data.min_valid_lines)
-        _note(f"holding out {len(valid_lines)} of {len(lines)} lines for validation (pass --valid FILE to choose them)")
-    result = fit(settings, train_lines, valid_lines, out, torch_device, resume=payload, progress=progress)
+        (train_lines, valid_lines), total = held_out(train_lines), len(train_lines)
+        train_labels, valid_labels = held_out(train_labels) if train_labels is not None else (None, None)
+        _note(f"holding out {len(valid_lines)} of {total} lines for validation (pass --valid FILE to choose them)")
+    result = fit(settings, train_lines, valid_lines, out, torch_device, resume=payload, progress=progress,
+                 train_labels=train_labels, valid_labels=valid_labels)
     best = result.best
     skipped = f", {result.skipped} non-finite batches skipped" if result.skipped else ""
     _note(f"done: {result.steps} steps, {result.epochs} epochs in {result.seconds / 60:.1f} min{skipped}; best valid "
@@ -199,6 +213,7 @@ def _decoding_options(
     beam: BeamOption = 0,
     length_penalty: LengthPenaltyOption = 1.0,
     max_length: MaxLengthOption = None,
+    tune: TuneOption = None,
     seed: SeedOption = None,
     as_json: JsonOption = False,
     with_z: WithZOption = False,
@@ -215,6 +230,7 @@ class Decoding(NamedTuple):
 
     strategy: Strategy
     max_length: int | None
+    tune: str | None
     seed: int | None
     as_json: bool
     with_z: bool
@@ -281,12 +297,25 @@ def _emit(lines: Iterable[str], output: Path | None) -> None:
 
 
 def _show(generations: list[Generation], decoding: Decoding) -> None:
+    """Print the texts, each after its tune (and a tab) where the tunes were not chosen by --tune; or JSON."""
     if not decoding.as_json:
-        _emit((g.text for g in generations), decoding.output)
+        _emit((g.text if g.tune is None or decoding.tune else f"{g.tune}\t{g.text}" for g in generations),
+              decoding.output)
         return
-    rows = ({"text": g.text, "logprob": round(g.logprob, 4),
+    rows = ({**({"tune": g.tune} if g.tune is not None else {}), "text": g.text, "logprob": round(g.logprob, 4),
              **({"z": [round(v, 5) for v in g.z]} if decoding.with_z else {})} for g in generations)
     _emit((json.dumps(row, ensure_ascii=False) for row in rows), decoding.output)
+
+
+def _tunes(model: SentenceGenerator, lines: list[str], tune: str | None) -> tuple[list[str], str | list[str] | None]:
+    """The texts and their tunes: --tune for all, or for a model trained on tunes without --tune, each line
+    read as 'tune<TAB>text' (as in its training corpus)."""
+    if model.labels is None or tune is not None or not all("\t" in line for line in lines):
+        return lines, tune
+    from vaegen.data import split_labels
+
+    tunes, texts = split_labels(lines, Path("the input"))
+    return texts, tunes
 
 
 def _warn_unknown(model: SentenceGenerator, texts: list[str]) -> None:
@@ -307,14 +336,17 @@ def sample(
     decoding: Decoding,
 ) -> None:
     """Print N sentences decoded from random points of the latent space, z ~ N(0, I), or from points
-    around a sentence of your own (--near)."""
+    around a sentence of your own (--near).
+
+    A model trained on tunes writes to --tune in its most common form, or to tunes drawn by their
+    frequency in training, each printed before its text and a tab."""
     model = _load(decoding.checkpoint, decoding.device)
     d = decoding
     if near is None:
-        generations = model.sample(n, d.strategy, seed=d.seed, max_length=d.max_length)
+        generations = model.sample(n, d.strategy, tune=d.tune, seed=d.seed, max_length=d.max_length)
     else:
         _warn_unknown(model, [near])
-        generations = model.near(near, n, radius, d.strategy, seed=d.seed, max_length=d.max_length)
+        generations = model.near(near, n, radius, d.strategy, tune=d.tune, seed=d.seed, max_length=d.max_length)
     _show(generations, decoding)
 
 
@@ -330,11 +362,12 @@ def reconstruct(
 ) -> None:
     """Encode each sentence and decode it again (greedy from the posterior mean unless told otherwise):
     what the code keeps of a sentence."""
-    lines = _texts(texts, source)
-    model = _load(decoding.checkpoint, decoding.device)
-    _warn_unknown(model, lines)
     d = decoding
-    _show(model.reconstruct(lines, d.strategy, sample_z=sample_z, seed=d.seed, max_length=d.max_length), d)
+    lines = _texts(texts, source)
+    model = _load(d.checkpoint, d.device)
+    lines, tunes = _tunes(model, lines, d.tune)
+    _warn_unknown(model, lines)
+    _show(model.reconstruct(lines, d.strategy, tune=tunes, sample_z=sample_z, seed=d.seed, max_length=d.max_length), d)
 
 
 @app.command()
@@ -345,6 +378,7 @@ def encode(
                                                 "instead of stdout; a name ending in .npy gets a float32 array "
                                                 "(N, 2, latent_dim) of mu and sigma.")] = None,
     force: ForceOption = False,
+    tune: TuneOption = None,
     checkpoint: CheckpointOption = None,
     device: DeviceOption = None,
 ) -> None:
@@ -352,11 +386,12 @@ def encode(
     lines = _texts(texts, source)
     _check_output(output, force, "codes.npy")
     model = _load(checkpoint, device)
+    lines, tunes = _tunes(model, lines, tune)
     if not model.latent_dim:
         raise VaegenError("this checkpoint is a language model (latent_dim = 0): it has no codes to write; "
                           "use a checkpoint trained with --latent-dim above 0")
     _warn_unknown(model, lines)
-    mu, logvar = model.encode(lines)
+    mu, logvar = model.encode(lines, tunes)
     sigma = (0.5 * logvar).exp()
     if output is not None and output.suffix == ".npy":
         import numpy as np
@@ -394,7 +429,7 @@ def interpolate(
     model = _load(decoding.checkpoint, decoding.device)
     _warn_unknown(model, [text for text in (a, b) if text is not None])
     d = decoding
-    _show(model.interpolate(a, b, steps, path.value, d.strategy, unique=unique, seed=d.seed,
+    _show(model.interpolate(a, b, steps, path.value, d.strategy, tune=d.tune, unique=unique, seed=d.seed,
                             max_length=d.max_length), d)
 
 
@@ -414,7 +449,8 @@ def complete(
     model = _load(decoding.checkpoint, decoding.device)
     _warn_unknown(model, [prefix])
     d = decoding
-    _show(model.complete(prefix, n, d.strategy, candidates=candidates, seed=d.seed, max_length=d.max_length), d)
+    _show(model.complete(prefix, n, d.strategy, tune=d.tune, candidates=candidates, seed=d.seed,
+                         max_length=d.max_length), d)
 
 
 @app.command("eval")
@@ -443,14 +479,18 @@ def evaluate(
     """
     import json
 
-    from vaegen.data import read_lines
+    from vaegen.data import read_lines, split_labels
     from vaegen.evaluation import evaluate as run_evaluation
 
     lines = read_lines(corpus)
     train_lines = read_lines(train_corpus) if train_corpus is not None else None
     model = _load(checkpoint, device)
+    tunes = None
+    if model.labels is not None:  # a model trained on tunes scores 'tune<TAB>text' lines, p(text | tune)
+        tunes, lines = split_labels(lines, corpus)
+        train_lines = split_labels(train_lines, train_corpus)[1] if train_corpus and train_lines else None
     _note(f"scoring {len(lines):,} lines with {iw_samples if model.latent_dim else 1} importance samples each")
-    report = run_evaluation(model, lines, iw_samples, samples, train_lines, seed, precision.value, progress)
+    report = run_evaluation(model, lines, iw_samples, samples, train_lines, seed, precision.value, progress, tunes)
     if as_json:
         typer.echo(json.dumps(report.as_dict()))
         return
@@ -472,6 +512,27 @@ def evaluate(
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         typer.echo(f"{name:<{width}}  {value}")
+
+
+@app.command()
+def tunes(
+    top: Annotated[int | None, typer.Option(min=1, show_default=False, help="List only the N most common tunes.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per tune.")] = False,
+    checkpoint: CheckpointOption = None,
+) -> None:
+    """List the tunes (labels) a model trained on 'tune<TAB>text' lines knows, most common first: how many
+    training ci each had, its most common form (characters per clause and the mark that closes it), and
+    the share of its ci written in that form. `sample --tune NAME` writes in that form."""
+    model = _load(checkpoint, "cpu")
+    if model.labels is None:
+        raise VaegenError("this model was trained without tunes; train on 'tune<TAB>text' lines with a preset "
+                          "that sets model.label_dim, e.g. configs/songci-ci.toml")
+    known = model.labels.known[:top]
+    if as_json:
+        _emit((json.dumps({"tune": t.name, "count": t.count, "form": t.form, "share": round(t.share, 4)},
+                          ensure_ascii=False) for t in known), None)
+        return
+    _emit((f"{t.name}\t{t.count}\t{t.form}\t{t.share:.0%}" for t in known), None)
 
 
 @app.command()

@@ -28,6 +28,7 @@ class DataConfig:
     valid_fraction: float = 0.05  # held-out share of the corpus when no --valid file is given
     min_valid_lines: int = 1
     max_line_chars: int = 100_000  # a longer line is refused: the file is probably not one example per line
+    min_label_count: int = 2  # conditional models: rarer labels share one "other" label (and unseen ones)
 
 
 @dataclass
@@ -54,6 +55,7 @@ class ModelConfig:
     output_dropout: float = 0.0  # on the decoder's states before the output layer
     tie_embeddings: bool = False  # the output layer reuses the embedding matrix (needs embed_dim == hidden_dim)
     bn_gamma: float = 0.0  # BN-VAE (Zhu et al., 2020): batch-normalised posterior means with this fixed scale; 0 = off
+    label_dim: int = 0  # > 0: conditional VAE on "label<TAB>text" lines; the label's embedding (Song ci: the tune)
 
 
 @dataclass
@@ -150,6 +152,7 @@ def validate(config: Config) -> None:
     _check(0.0 < d.valid_fraction < 1.0, "data.valid_fraction must lie strictly between 0 and 1")
     _check(d.min_valid_lines >= 1, "data.min_valid_lines must be at least 1")
     _check(d.max_line_chars >= 1, "data.max_line_chars must be at least 1")
+    _check(d.min_label_count >= 1, "data.min_label_count must be at least 1")
     _check(t.model_type in TOKENIZER_MODELS, f"tokenizer.model_type must be one of {', '.join(TOKENIZER_MODELS)}")
     _check(t.vocab_size >= 8, "tokenizer.vocab_size must be at least 8")
     _check(0.0 <= t.character_coverage <= 1.0, "tokenizer.character_coverage must lie in [0, 1] (0 = automatic)")
@@ -163,6 +166,7 @@ def validate(config: Config) -> None:
     _check(not m.tie_embeddings or m.embed_dim == m.hidden_dim,
            "model.tie_embeddings needs model.embed_dim equal to model.hidden_dim")
     _check(m.bn_gamma >= 0.0, "model.bn_gamma must not be negative (0 = off)")
+    _check(m.label_dim >= 0, "model.label_dim must not be negative (0 = no labels)")
     _check(a.schedule in ANNEAL_SCHEDULES, f"anneal.schedule must be one of {', '.join(ANNEAL_SCHEDULES)}")
     _check(a.k > 0, "anneal.k must be positive")
     _check(a.warmup_steps >= 1 and a.period >= 1, "anneal.warmup_steps and anneal.period must be at least 1")

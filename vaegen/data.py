@@ -1,6 +1,7 @@
 """Corpus reading, the held-out split, and length-grouped batches of token ids.
 
-A corpus is UTF-8 text with one example per line. Reading is strict, so that a wrong file is refused
+A corpus is UTF-8 text with one example per line; for a conditional model each line is a label, a tab,
+then the text (`split_labels`). Reading is strict, so that a wrong file is refused
 with the line at fault rather than trained on. Batches group sentences of similar length to keep
 padding small; the order of an epoch is a pure function of (seed, epoch), so a run can be resumed at
 any batch.
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -55,7 +57,23 @@ def read_lines(path: Path, max_line_chars: int = DataConfig.max_line_chars, erro
     return lines
 
 
-def split_valid(lines: list[str], fraction: float, min_lines: int) -> tuple[list[str], list[str]]:
+def split_labels(lines: list[str], source: Path) -> tuple[list[str], list[str]]:
+    """'label<TAB>text' lines -> (labels, texts); a line without a label or a text is refused."""
+    labels, texts = [], []
+    for number, line in enumerate(lines, start=1):
+        label, tab, text = line.partition("\t")
+        if not tab or not label.strip() or not text.strip():
+            raise CorpusError(f"{source} line {number} is not 'label<TAB>text'; a conditional model (model.label_dim "
+                              f"> 0) reads one label, a tab and the text per line")
+        labels.append(label.strip())
+        texts.append(text.strip())
+    return labels, texts
+
+
+T = TypeVar("T")
+
+
+def split_valid(lines: list[T], fraction: float, min_lines: int) -> tuple[list[T], list[T]]:
     """Hold out every k-th line, k = 1/fraction: deterministic, and spread over the whole corpus."""
     every = max(2, round(1 / fraction))
     valid = lines[every - 1 :: every]
@@ -76,13 +94,16 @@ def truncate(ids: list[list[int]], max_length: int) -> tuple[list[list[int]], in
 
 @dataclass
 class Batch:
-    """Sentences as `tokens` (B, T): the pieces then </s>, right-padded; `lengths` (B,) counts </s>."""
+    """Sentences as `tokens` (B, T): the pieces then </s>, right-padded; `lengths` (B,) counts </s>;
+    `labels` (B,), label ids, for a conditional model."""
 
     tokens: torch.Tensor
     lengths: torch.Tensor
+    labels: torch.Tensor | None = None
 
     def to(self, device: torch.device) -> Batch:
-        return Batch(self.tokens.to(device), self.lengths.to(device))
+        return Batch(self.tokens.to(device), self.lengths.to(device),
+                     None if self.labels is None else self.labels.to(device))
 
     @property
     def decoder_inputs(self) -> torch.Tensor:
@@ -94,14 +115,15 @@ class Batch:
 TokenIds = Sequence[int] | np.ndarray  # one sentence: a list, or a slice of a flat token array
 
 
-def collate(sentences: Sequence[TokenIds]) -> Batch:
-    """Token-id sequences (lists or arrays) -> a padded batch with </s> appended."""
+def collate(sentences: Sequence[TokenIds], labels: Sequence[int] | None = None) -> Batch:
+    """Token-id sequences (lists or arrays), with their label ids if any -> a padded batch with </s> appended."""
     lengths = np.fromiter((len(s) + 1 for s in sentences), dtype=np.int64, count=len(sentences))
     tokens = np.full((len(sentences), int(lengths.max())), PAD_ID, dtype=np.int64)
     for row, sentence in enumerate(sentences):
         tokens[row, : len(sentence)] = sentence
         tokens[row, len(sentence)] = EOS_ID
-    return Batch(torch.from_numpy(tokens), torch.from_numpy(lengths))
+    return Batch(torch.from_numpy(tokens), torch.from_numpy(lengths),
+                 None if labels is None else torch.as_tensor(labels, dtype=torch.long))
 
 
 def epoch_batches(lengths: Sequence[int] | np.ndarray, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
@@ -118,7 +140,9 @@ def epoch_batches(lengths: Sequence[int] | np.ndarray, batch_size: int, seed: in
     return [batches[i] for i in shuffled]
 
 
-def eval_batches(sentences: Sequence[TokenIds], batch_size: int) -> list[Batch]:
+def eval_batches(sentences: Sequence[TokenIds], batch_size: int, labels: Sequence[int] | None = None) -> list[Batch]:
     """Fixed, length-sorted batches for validation and encoding (order restored by the caller if needed)."""
     order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
-    return [collate([sentences[i] for i in order[j : j + batch_size]]) for j in range(0, len(order), batch_size)]
+    chunks = [order[j : j + batch_size] for j in range(0, len(order), batch_size)]
+    return [collate([sentences[i] for i in chunk], None if labels is None else [labels[i] for i in chunk])
+            for chunk in chunks]

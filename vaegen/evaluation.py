@@ -49,17 +49,17 @@ class ElboReport:
 
 @torch.no_grad()
 def evaluate_elbo(model: SentenceVAE, sentences: Sequence[TokenIds], batch_size: int, device: torch.device,
-                  seed: int = 0) -> ElboReport:
+                  seed: int = 0, labels: Sequence[int] | None = None) -> ElboReport:
     was_training = model.training
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     rec_total = kl_total = 0.0
     tokens = 0
     means, logvars, draws = [], [], []
-    for batch in eval_batches(sentences, batch_size):
+    for batch in eval_batches(sentences, batch_size, labels):
         batch = batch.to(device)
         eps = torch.randn(batch.tokens.size(0), model.config.latent_dim, generator=generator).to(device)
-        out = model(batch.tokens, batch.lengths, batch.decoder_inputs, eps)
+        out = model(batch.tokens, batch.lengths, batch.decoder_inputs, eps, batch.labels)
         rec_total += reconstruction_nll(out.hidden, model.output.weight, model.output.bias, batch.tokens).sum().item()
         kl_total += kl_divergence(out.mu, out.logvar).sum().item()
         tokens += int(batch.lengths.sum())
@@ -90,8 +90,10 @@ class CorpusScores:
 
 @torch.no_grad()
 def score_corpus(model: SentenceVAE, sentences: Sequence[TokenIds], samples: int, device: torch.device,
-                 seed: int = 0, precision: str = "fp32", batch_size: int = 32, progress: bool = False) -> CorpusScores:
-    """Score each sentence with K = `samples` draws z_k ~ q(z|x): log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x).
+                 seed: int = 0, precision: str = "fp32", batch_size: int = 32, progress: bool = False,
+                 labels: Sequence[int] | None = None) -> CorpusScores:
+    """Score each sentence with K = `samples` draws z_k ~ q(z|x): log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x)
+    (for a conditional model, given its label c: p(x|z_k, c) and q(z_k|x, c), so the estimate is of -log p(x|c)).
 
     Sentences are repeated K times in chunks of at most IW_TOKENS decoder tokens, so memory does not
     grow with K. A model without a latent code (latent_dim 0) has one exact weight per sentence.
@@ -105,11 +107,11 @@ def score_corpus(model: SentenceVAE, sentences: Sequence[TokenIds], samples: int
     samples = samples if latent else 1
     recs, kls, nlls, mus, logvars, draws = [], [], [], [], [], []
     tokens = 0
-    batches = eval_batches(sentences, batch_size)
+    batches = eval_batches(sentences, batch_size, labels)
     for batch in tqdm(batches, desc=f"scoring (K={samples})", unit="batch", disable=not progress, dynamic_ncols=True):
         batch = batch.to(device)
         rows, width = batch.tokens.shape
-        mu, logvar = model.encode(batch.tokens, batch.lengths)
+        mu, logvar = model.encode(batch.tokens, batch.lengths, batch.labels)
         mu, logvar = mu.float(), logvar.float()
         per_chunk = max(1, IW_TOKENS // (rows * width))
         log_weights, rec_sum, done = [], torch.zeros(rows, device=device), 0
@@ -117,11 +119,12 @@ def score_corpus(model: SentenceVAE, sentences: Sequence[TokenIds], samples: int
             k = min(per_chunk, samples - done)
             eps = torch.randn(rows, k, latent, generator=generator).to(device)
             z = reparameterize(mu.unsqueeze(1), logvar.unsqueeze(1), eps)  # (B, k, L)
-            flat = z.reshape(rows * k, latent)
+            labels_k = None if batch.labels is None else batch.labels.repeat_interleave(k, dim=0)
+            code = model.code(z.reshape(rows * k, latent), labels_k)
             tokens_k = batch.tokens.repeat_interleave(k, dim=0)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low):
-                hidden, _ = model.decoder_states(batch.decoder_inputs.repeat_interleave(k, dim=0), flat,
-                                                 model.initial_state(flat))
+                hidden, _ = model.decoder_states(batch.decoder_inputs.repeat_interleave(k, dim=0), code,
+                                                 model.initial_state(code))
             rec = reconstruction_nll(hidden.float(), model.output.weight, model.output.bias, tokens_k, dtype)
             rec = rec.view(rows, k)
             prior = metrics.gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
@@ -173,16 +176,19 @@ class Evaluation:
 
 def evaluate(model: SentenceGenerator, lines: list[str], iw_samples: int = 500, prior_samples: int = 1000,
              train_lines: list[str] | None = None, seed: int = 0, precision: str = "fp32",
-             progress: bool = False) -> Evaluation:
-    """Every figure of `vaegen eval` for the held-out `lines`; `train_lines` enable the copy rate."""
+             progress: bool = False, tunes: list[str] | None = None) -> Evaluation:
+    """Every figure of `vaegen eval` for the held-out `lines` (with their `tunes`, for a conditional model);
+    `train_lines` enable the copy rate."""
     started = time.perf_counter()
     ids = model.tokenizer.encode(lines)  # not truncated: the likelihood covers every token
-    scores = score_corpus(model.model, ids, iw_samples, model.device, seed, precision, progress=progress)
+    labels = model.labels.ids(tunes) if model.labels is not None and tunes is not None else None
+    scores = score_corpus(model.model, ids, iw_samples, model.device, seed, precision, progress=progress,
+                          labels=labels)
     n = len(lines)
     cjk = cjk_share(lines[:20_000]) > 0.5
     units = sum(len(metrics.units(line, cjk)) + 1 for line in lines)
     nll_total = scores.nll.sum().item()
-    reconstructions = [g.text for g in model.decode(model.encode(lines).mu)]
+    reconstructions = [g.text for g in model.decode(model.encode(lines, tunes).mu, tune=tunes)]
     drawn = [g.text for g in model.sample(prior_samples, seed=seed)]
     copied = None
     if train_lines is not None:

@@ -10,12 +10,16 @@
     model.near("a sentence of my own", n=5, radius=0.5)
 
 Each returns `Generation`s (text, log-probability, code). Every CLI generation command is a thin
-wrapper over one of these methods.
+wrapper over one of these methods. A conditional model (one trained on labelled lines, e.g. whole
+Song ci by tune) takes the tune too: `model.sample(3, tune="浣溪沙")`; what it writes then follows the
+tune's most common form (`tunes.form_masks`). Sampling without a tune draws the tunes by their
+frequency in training; the other methods need one.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,6 +30,11 @@ from vaegen.data import collate, truncate
 from vaegen.decoding import DECODE_BATCH, GREEDY, SAMPLING, Decoded, Strategy, generate, prefix_log_likelihood
 from vaegen.errors import VaegenError
 from vaegen.model import Posterior
+from vaegen.tunes import Tune, form_masks
+
+# One tune for every text (refused if unknown), one per text as in a labelled corpus (an unknown one is
+# read as the shared "other" label), or none (models without labels)
+Tunes = str | Sequence[str] | None
 
 
 def resolve_device(name: str | None = None) -> torch.device:
@@ -45,6 +54,7 @@ class Generation(NamedTuple):
     text: str
     logprob: float  # log p(text | z) under the decoder, end of sentence included (the prefix too, for completions)
     z: list[float]  # the code it was decoded from
+    tune: str | None = None  # the tune (label) it was written to, for a conditional model
 
     def __str__(self) -> str:
         return self.text
@@ -52,8 +62,9 @@ class Generation(NamedTuple):
 
 class SentenceGenerator:
     def __init__(self, loaded: checkpoint.Loaded, device: torch.device) -> None:
-        self.config, self.tokenizer, self.model, self.train_state = loaded
+        self.config, self.tokenizer, self.model, self.train_state, self.labels = loaded
         self.device = device
+        self._masks: dict[int, torch.Tensor | None] = {}  # per label id: its form's masks
 
     @property
     def latent_dim(self) -> int:
@@ -76,37 +87,99 @@ class SentenceGenerator:
     def _prior(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, generator=generator, device=self.device)
 
-    def encode(self, texts: list[str]) -> Posterior:
-        """Posterior q(z|x) of each text, in input order: mu and logvar, each (N, latent_dim)."""
+    def _label_ids(self, tunes: Tunes, n: int) -> list[int] | None:
+        """The label id of each of n texts; None for a model without labels, which refuses a tune."""
+        if self.labels is None:
+            if tunes is not None:
+                raise VaegenError("this model was trained without tunes (labels); drop --tune, or use a model "
+                                  "trained on 'tune<TAB>text' lines with model.label_dim above 0")
+            return None
+        if tunes is None:
+            raise VaegenError("this model writes to a tune: pass --tune NAME (`vaegen tunes` lists them)")
+        if isinstance(tunes, str):
+            return [self.labels.find(tunes)[0]] * n
+        if len(tunes) != n:
+            raise ValueError(f"{len(tunes)} tunes for {n} texts")
+        return self.labels.ids(tunes)
+
+    def _random_labels(self, n: int, generator: torch.Generator) -> list[int] | None:
+        """n label ids drawn in proportion to how often each tune was seen in training (None without labels)."""
+        if self.labels is None:
+            return None
+        counts = torch.tensor([float(tune.count) for tune in self.labels.known], device=self.device)
+        return (torch.multinomial(counts, n, replacement=True, generator=generator) + 1).tolist()
+
+    def encode(self, texts: list[str], tune: Tunes = None) -> Posterior:
+        """Posterior q(z|x) of each text (given its tune, for a conditional model), in input order: mu and
+        logvar, each (N, latent_dim)."""
         ids, _ = truncate(self.tokenizer.encode(texts), self.config.data.max_length)
+        labels = self._label_ids(tune, len(texts))
         mus, logvars = [], []
         with torch.no_grad():
             for start in range(0, len(ids), DECODE_BATCH):
-                batch = collate(ids[start : start + DECODE_BATCH]).to(self.device)
-                mu, logvar = self.model.encode(batch.tokens, batch.lengths)
+                chunk = slice(start, start + DECODE_BATCH)
+                batch = collate(ids[chunk], None if labels is None else labels[chunk]).to(self.device)
+                mu, logvar = self.model.encode(batch.tokens, batch.lengths, batch.labels)
                 mus.append(mu)
                 logvars.append(logvar)
         return Posterior(torch.cat(mus), torch.cat(logvars))
 
-    def decode(self, z: torch.Tensor, strategy: Strategy = GREEDY, *, seed: int | None = None,
+    def decode(self, z: torch.Tensor, strategy: Strategy = GREEDY, *, tune: Tunes = None, seed: int | None = None,
                max_length: int | None = None, generator: torch.Generator | None = None) -> list[Generation]:
         """Texts for codes z (N, latent_dim), greedy unless `strategy` says otherwise."""
-        return self._decode(z, strategy, generator or self._generator(seed), max_length)
+        labels = self._label_ids(tune, len(z))
+        return self._decode(z, strategy, generator or self._generator(seed), max_length, labels)
+
+    def _form(self, label: int) -> torch.Tensor | None:
+        """The per-step masks of a label's most common form; None when it has none (no punctuation to follow)."""
+        if label not in self._masks:
+            form = self._tune(label).form
+            self._masks[label] = form_masks(form, self.tokenizer).to(self.device) if form else None
+        return self._masks[label]
 
     def _generate(self, z: torch.Tensor, strategy: Strategy, generator: torch.Generator, max_length: int | None,
-                  prefix_ids: list[int] | None = None) -> Decoded:
+                  prefix_ids: list[int] | None = None, label: int | None = None) -> Decoded:
+        """Decode codes z, all under one label (or none): the code joins the label's embedding, and the
+        decoding follows the label's form from where the prefix ends."""
         limit = max_length or self.config.data.max_length
         prefix_ids = prefix_ids or []
-        if len(prefix_ids) >= limit:
+        z = z.to(self.device)
+        code, allowed = z, None
+        if label is not None:
+            code = self.model.code(z, torch.full((len(z),), label, device=self.device))
+            allowed = self._form(label)
+            if allowed is not None:
+                fits = len(prefix_ids) < len(allowed) and all(allowed[i, t] for i, t in enumerate(prefix_ids))
+                if not fits:
+                    raise VaegenError(f"the prefix does not fit the form of {self._name(label)}, "
+                                      f"{self._tune(label).form}; begin as the form does, or pick another tune")
+                allowed = allowed[len(prefix_ids):]
+        if allowed is None and len(prefix_ids) >= limit:
             raise VaegenError(f"the prefix is {len(prefix_ids)} tokens long, leaving no room under the maximum "
                               f"length of {limit}; shorten it or raise --max-length")
-        return generate(self.model, z.to(self.device), limit - len(prefix_ids), strategy, generator,
-                        self.tokenizer.control_ids, prefix_ids)
+        return generate(self.model, code, limit - len(prefix_ids), strategy, generator,
+                        self.tokenizer.control_ids, prefix_ids, allowed)
 
-    def _decode(self, z: torch.Tensor, strategy: Strategy, generator: torch.Generator,
-                max_length: int | None) -> list[Generation]:
-        decoded = self._generate(z, strategy, generator, max_length)
-        return generations(self.tokenizer.decode(decoded.ids), decoded.logprobs, z)
+    def _decode(self, z: torch.Tensor, strategy: Strategy, generator: torch.Generator, max_length: int | None,
+                labels: list[int] | None = None) -> list[Generation]:
+        """Decode each code under its label, one batch per label."""
+        if labels is None:
+            decoded = self._generate(z, strategy, generator, max_length)
+            return generations(self.tokenizer.decode(decoded.ids), decoded.logprobs, z)
+        texts, logprobs = [""] * len(z), torch.zeros(len(z))
+        for label in dict.fromkeys(labels):
+            rows = [i for i, other in enumerate(labels) if other == label]
+            decoded = self._generate(z[rows], strategy, generator, max_length, label=label)
+            for row, text, logprob in zip(rows, self.tokenizer.decode(decoded.ids), decoded.logprobs):
+                texts[row], logprobs[row] = text, logprob
+        return generations(texts, logprobs, z, [self._name(label) for label in labels])
+
+    def _tune(self, label: int) -> Tune:
+        assert self.labels is not None, "label ids exist for conditional models alone"
+        return self.labels.tune(label)
+
+    def _name(self, label: int) -> str:
+        return self._tune(label).name
 
     def _continue(self, prefix: str, prefix_ids: list[int], ids: list[int]) -> str:
         """The prefix verbatim, then the text that `ids` add after it (its spacing as the tokenizer has it)."""
@@ -114,62 +187,75 @@ class SentenceGenerator:
         rest = whole[len(head):] if whole.startswith(head) else self.tokenizer.decode([ids])[0]
         return prefix + (rest.lstrip() if prefix[-1:].isspace() else rest)
 
-    def sample(self, n: int, strategy: Strategy = SAMPLING, *, seed: int | None = None,
+    def sample(self, n: int, strategy: Strategy = SAMPLING, *, tune: str | None = None, seed: int | None = None,
                max_length: int | None = None) -> list[Generation]:
-        """n sentences decoded from z ~ N(0, I), sampled at temperature 1 unless `strategy` says otherwise."""
+        """n sentences decoded from z ~ N(0, I), sampled at temperature 1 unless `strategy` says otherwise;
+        for a conditional model written to `tune`, or to tunes drawn by their frequency."""
         generator = self._generator(seed)
-        return self._decode(self._prior(n, generator), strategy, generator, max_length)
+        z = self._prior(n, generator)
+        labels = self._random_labels(n, generator) if tune is None else self._label_ids(tune, n)
+        return self._decode(z, strategy, generator, max_length, labels)
 
     def near(self, text: str, n: int, radius: float = 0.5, strategy: Strategy = SAMPLING, *,
-             seed: int | None = None, max_length: int | None = None) -> list[Generation]:
+             tune: str | None = None, seed: int | None = None, max_length: int | None = None) -> list[Generation]:
         """n variations on `text`: codes drawn from N(mu, radius^2 I) around its posterior mean."""
         self._needs_latent("sample near a sentence in")
         generator = self._generator(seed)
-        z = self.encode([text]).mu + radius * self._prior(n, generator)
-        return self._decode(z, strategy, generator, max_length)
+        labels = self._label_ids(tune, n)
+        z = self.encode([text], tune).mu + radius * self._prior(n, generator)
+        return self._decode(z, strategy, generator, max_length, labels)
 
-    def reconstruct(self, texts: list[str], strategy: Strategy = GREEDY, *, sample_z: bool = False,
-                    seed: int | None = None, max_length: int | None = None) -> list[Generation]:
+    def reconstruct(self, texts: list[str], strategy: Strategy = GREEDY, *, tune: Tunes = None,
+                    sample_z: bool = False, seed: int | None = None, max_length: int | None = None) -> list[Generation]:
         """Encode each text and decode it again: from its posterior mean, or a draw of q(z|x) with sample_z."""
         self._needs_latent("reconstruct from")
         generator = self._generator(seed)
-        mu, logvar = self.encode(texts)
+        labels = self._label_ids(tune, len(texts))
+        mu, logvar = self.encode(texts, tune)
         z = mu + (0.5 * logvar).exp() * self._prior(len(texts), generator) if sample_z else mu
-        return self._decode(z, strategy, generator, max_length)
+        return self._decode(z, strategy, generator, max_length, labels)
 
     def interpolate(self, a: str | None = None, b: str | None = None, steps: int = 7, path: str = "linear",
-                    strategy: Strategy = GREEDY, *, unique: bool = False, seed: int | None = None,
-                    max_length: int | None = None) -> list[Generation]:
+                    strategy: Strategy = GREEDY, *, tune: str | None = None, unique: bool = False,
+                    seed: int | None = None, max_length: int | None = None) -> list[Generation]:
         """Decodings at `steps` points from a's code to b's (posterior means; an endpoint left None is drawn
-        from the prior), along a straight line or a great circle (`path="slerp"`). `unique` drops a
-        decoding equal to the one before it."""
+        from the prior), along a straight line or a great circle (`path="slerp"`); for a conditional model
+        both ends and the whole path belong to one tune. `unique` drops a decoding equal to the one before it."""
         self._needs_latent("interpolate in")
         generator = self._generator(seed)
-        start, end = (self.encode([text]).mu[0] if text is not None else self._prior(1, generator)[0] for text in (a, b))
-        results = self._decode(latent.path(start, end, steps, path), strategy, generator, max_length)
+        labels = self._label_ids(tune, steps)
+        start, end = (self.encode([text], tune).mu[0] if text is not None else self._prior(1, generator)[0]
+                      for text in (a, b))
+        results = self._decode(latent.path(start, end, steps, path), strategy, generator, max_length, labels)
         if unique:
             results = [g for i, g in enumerate(results) if i == 0 or g.text != results[i - 1].text]
         return results
 
-    def complete(self, prefix: str, n: int = 5, strategy: Strategy = SAMPLING, *, candidates: int = 256,
-                 seed: int | None = None, max_length: int | None = None) -> list[Generation]:
+    def complete(self, prefix: str, n: int = 5, strategy: Strategy = SAMPLING, *, tune: str | None = None,
+                 candidates: int = 256, seed: int | None = None, max_length: int | None = None) -> list[Generation]:
         """n sentences that begin with `prefix` verbatim. Codes are drawn from the prior, weighted by how
         likely the decoder finds the prefix under each, resampled by those weights, and the continuation
         is decoded from the chosen codes; the most prefix-likely codes come first."""
         if not prefix.strip():
             raise VaegenError("the prefix is empty; give the beginning of a sentence, or use `vaegen sample`")
         generator = self._generator(seed)
+        labels = self._label_ids(tune, candidates)
         pool = self._prior(candidates, generator)
         prefix_ids = self.tokenizer.encode([prefix])[0]
-        likelihoods = prefix_log_likelihood(self.model, pool, prefix_ids)
+        label = labels[0] if labels is not None else None
+        codes = pool if labels is None else self.model.code(pool, torch.tensor(labels, device=self.device))
+        likelihoods = prefix_log_likelihood(self.model, codes, prefix_ids)
         chosen = latent.resample_by_likelihood(likelihoods, n, generator)
-        decoded = self._generate(pool[chosen], strategy, generator, max_length, prefix_ids)
+        decoded = self._generate(pool[chosen], strategy, generator, max_length, prefix_ids, label)
         texts = [self._continue(prefix, prefix_ids, ids) for ids in decoded.ids]
-        return generations(texts, decoded.logprobs + likelihoods[chosen].cpu(), pool[chosen])
+        tunes = None if label is None else [self._name(label)] * n
+        return generations(texts, decoded.logprobs + likelihoods[chosen].cpu(), pool[chosen], tunes)
 
 
-def generations(texts: list[str], logprobs: torch.Tensor, z: torch.Tensor) -> list[Generation]:
-    return [Generation(text, logprob, code) for text, logprob, code in zip(texts, logprobs.tolist(), z.tolist())]
+def generations(texts: list[str], logprobs: torch.Tensor, z: torch.Tensor,
+                tunes: list[str] | None = None) -> list[Generation]:
+    names: list[str | None] = list(tunes) if tunes is not None else [None] * len(texts)
+    return [Generation(text, logprob, code, tune) for text, logprob, code, tune in zip(texts, logprobs.tolist(), z.tolist(), names)]
 
 
 def load(path: str | Path | None = None, device: str | torch.device | None = None) -> SentenceGenerator:

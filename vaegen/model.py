@@ -9,6 +9,10 @@ collapse that live in the model: batch-normalised posterior means (BN-VAE, Zhu e
 fixed scale puts a floor under the expected KL, and `reset_decoder` for autoencoder pretraining
 (Li et al., 2019). The model computes decoder states; the loss, output layer included, is assembled
 in `objectives`, and randomness (the reparameterisation noise) is passed in by the caller.
+
+With model.label_dim > 0 the model is a conditional VAE (Sohn et al., 2015): each sentence has a label
+(for Song ci its tune), whose learnt embedding c joins the encoder's summary in q(z|x, c) and z in the
+decoder. What the decoder reads is then the code [z; c] (`code`); without labels the code is z.
 """
 
 from __future__ import annotations
@@ -41,10 +45,15 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor | N
 
 
 class SentenceVAE(nn.Module):
-    def __init__(self, config: ModelConfig, vocab_size: int) -> None:
+    def __init__(self, config: ModelConfig, vocab_size: int, labels: int = 0) -> None:
+        """`labels`: how many labels a conditional model (label_dim > 0) tells apart, the "other" one included."""
         super().__init__()
         self.config = config
         c = config
+        if c.label_dim and labels < 1:
+            raise ValueError("a conditional model (label_dim > 0) needs at least one label")
+        self.label_embedding = nn.Embedding(labels, c.label_dim) if c.label_dim else None
+        code_dim = c.latent_dim + c.label_dim
         directions = 2 if c.bidirectional else 1
         self.encoder_dim = c.encoder_dim or c.hidden_dim
         self.embedding = nn.Embedding(vocab_size, c.embed_dim, padding_idx=PAD_ID)  # shared by both GRUs
@@ -52,13 +61,14 @@ class SentenceVAE(nn.Module):
         self.output_dropout = nn.Dropout(c.output_dropout)
         self.encoder = (nn.GRU(c.embed_dim, self.encoder_dim, c.encoder_layers, batch_first=True, bidirectional=c.bidirectional)
                         if c.latent_dim else None)
-        self.to_posterior = nn.Linear(directions * self.encoder_dim, 2 * c.latent_dim) if c.latent_dim else None
+        self.to_posterior = (nn.Linear(directions * self.encoder_dim + c.label_dim, 2 * c.latent_dim)
+                             if c.latent_dim else None)
         # BN-VAE: mu = gamma * BN(mu) + shift, gamma fixed, so E[KL] >= latent_dim * gamma^2 / 2 over a batch
         self.mu_norm = nn.BatchNorm1d(c.latent_dim, affine=False) if c.bn_gamma and c.latent_dim else None
         self.mu_shift = nn.Parameter(torch.zeros(c.latent_dim)) if self.mu_norm is not None else None
-        self.latent_to_hidden = (nn.Linear(c.latent_dim, c.decoder_layers * c.hidden_dim)
-                                 if c.z_to_init and c.latent_dim else None)
-        decoder_input = c.embed_dim + (c.latent_dim if c.z_every_step else 0)
+        self.latent_to_hidden = (nn.Linear(code_dim, c.decoder_layers * c.hidden_dim)
+                                 if c.z_to_init and code_dim else None)
+        decoder_input = c.embed_dim + (code_dim if c.z_every_step else 0)
         self.decoder = nn.GRU(decoder_input, c.hidden_dim, c.decoder_layers, batch_first=True)
         self.output = nn.Linear(c.hidden_dim, vocab_size)
         if c.tie_embeddings:  # the embedding's N(0, 1) start would make the first logits ~sqrt(hidden) wide
@@ -67,8 +77,9 @@ class SentenceVAE(nn.Module):
                 self.embedding.weight.uniform_(-bound, bound)[PAD_ID].zero_()
             self.output.weight = self.embedding.weight
 
-    def encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> Posterior:
-        """tokens (B, T), lengths (B,) -> q(z|x). Packing makes the result independent of padding."""
+    def encode(self, tokens: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor | None = None) -> Posterior:
+        """tokens (B, T), lengths (B,), labels (B,) for a conditional model -> q(z|x[, c]). Packing makes the
+        result independent of padding."""
         if self.encoder is None or self.to_posterior is None:  # the language model: an empty code
             empty = tokens.new_zeros(tokens.size(0), 0, dtype=self.embedding.weight.dtype)
             return Posterior(empty, empty)
@@ -78,38 +89,52 @@ class SentenceVAE(nn.Module):
         directions = 2 if self.config.bidirectional else 1
         last = hidden.view(self.config.encoder_layers, directions, -1, self.encoder_dim)[-1]  # (D, B, H)
         summary = last.transpose(0, 1).reshape(tokens.size(0), -1)  # (B, D * H)
+        if self.label_embedding is not None:
+            summary = torch.cat([summary, self.label_embedding(self._labels(labels))], dim=-1)  # (B, D * H + C)
         mu, logvar = self.to_posterior(summary).chunk(2, dim=-1)
         if self.mu_norm is not None and self.mu_shift is not None:
             mu = self.config.bn_gamma * self.mu_norm(mu) + self.mu_shift
         return Posterior(mu, logvar)
 
-    def initial_state(self, z: torch.Tensor) -> torch.Tensor:
-        """z (B, L) -> decoder hidden state (layers, B, H): tanh(W z + b), or zeros when z goes in only as input."""
+    def _labels(self, labels: torch.Tensor | None) -> torch.Tensor:
+        if labels is None:
+            raise ValueError("this model is conditioned on labels: pass one per sentence")
+        return labels
+
+    def code(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """What the decoder reads: z (B, L), then for a conditional model the labels' (B,) embeddings -> (B, L + C)."""
+        if self.label_embedding is None:
+            return z
+        return torch.cat([z, self.label_embedding(self._labels(labels)).to(z.dtype)], dim=-1)
+
+    def initial_state(self, code: torch.Tensor) -> torch.Tensor:
+        """code (B, L + C) -> decoder hidden state (layers, B, H): tanh(W code + b), or zeros when the code
+        goes in only as input."""
         layers, hidden = self.config.decoder_layers, self.config.hidden_dim
         if self.latent_to_hidden is None:
-            return z.new_zeros(layers, z.size(0), hidden)
-        state = torch.tanh(self.latent_to_hidden(z))  # (B, layers * H)
-        return state.view(z.size(0), layers, hidden).transpose(0, 1).contiguous()
+            return code.new_zeros(layers, code.size(0), hidden)
+        state = torch.tanh(self.latent_to_hidden(code))  # (B, layers * H)
+        return state.view(code.size(0), layers, hidden).transpose(0, 1).contiguous()
 
-    def decoder_states(self, inputs: torch.Tensor, z: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """inputs (B, T) token ids, z (B, L), state (layers, B, H) -> outputs (B, T, H), new state."""
+    def decoder_states(self, inputs: torch.Tensor, code: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """inputs (B, T) token ids, code (B, L + C), state (layers, B, H) -> outputs (B, T, H), new state."""
         x = self.dropout(self.embedding(inputs))  # (B, T, E): dropout on the decoder's side alone, as in the reference
         if self.config.z_every_step:
-            x = torch.cat([x, z.unsqueeze(1).expand(-1, x.size(1), -1)], dim=-1)  # (B, T, E + L)
+            x = torch.cat([x, code.unsqueeze(1).expand(-1, x.size(1), -1)], dim=-1)  # (B, T, E + L + C)
         out, state = self.decoder(x, state)
         return self.output_dropout(out), state
 
-    def decode(self, inputs: torch.Tensor, z: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(self, inputs: torch.Tensor, code: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Like `decoder_states` but returning logits (B, T, V): for generation, one step at a time.
 
         Training never forms the full logits: the loss fuses the output layer (objectives.LinearCrossEntropy).
         """
-        out, state = self.decoder_states(inputs, z, state)
+        out, state = self.decoder_states(inputs, code, state)
         return self.output(out), state
 
     def encoder_parameters(self) -> list[nn.Parameter]:
-        """What q(z|x) alone owns (the embedding is shared, so it counts as the decoder's): the parameters that
-        aggressive encoder updates (He et al., 2019) move."""
+        """What q(z|x) alone owns (the embeddings of words and labels are shared, so they count as the decoder's):
+        the parameters that aggressive encoder updates (He et al., 2019) move."""
         modules = [m for m in (self.encoder, self.to_posterior) if m is not None]
         return [p for m in modules for p in m.parameters()] + ([self.mu_shift] if self.mu_shift is not None else [])
 
@@ -133,8 +158,9 @@ class SentenceVAE(nn.Module):
         return reset
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, decoder_inputs: torch.Tensor,
-                eps: torch.Tensor | None) -> VAEOutput:
-        mu, logvar = self.encode(tokens, lengths)
+                eps: torch.Tensor | None, labels: torch.Tensor | None = None) -> VAEOutput:
+        mu, logvar = self.encode(tokens, lengths, labels)
         z = reparameterize(mu, logvar, eps)
-        hidden, _ = self.decoder_states(decoder_inputs, z, self.initial_state(z))
+        code = self.code(z, labels)
+        hidden, _ = self.decoder_states(decoder_inputs, code, self.initial_state(code))
         return VAEOutput(hidden, mu, logvar, z)

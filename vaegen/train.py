@@ -38,6 +38,7 @@ from vaegen.model import SentenceVAE
 from vaegen.objectives import LossTerms, encoder_converged, kl_weight, vae_loss, word_dropout
 from vaegen.token_cache import cache_dir, cached_encode, encode_lines
 from vaegen.tokenizer import UNK_ID, Tokenizer
+from vaegen.tunes import Labels
 
 
 def metrics_path(out: Path) -> Path:
@@ -59,9 +60,10 @@ def rewind_metrics(out: Path, step: int) -> None:
         path.write_text("".join(kept), encoding="utf-8")
 
 
-def fingerprint(lines: list[str]) -> str:
-    """Identifies the training lines, so that a resumed run refuses a corpus that changed."""
-    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+def fingerprint(lines: list[str], labels: list[str] | None = None) -> str:
+    """Identifies the training lines (and labels), so that a resumed run refuses a corpus that changed."""
+    text = "\n".join(lines) if labels is None else "\n".join(f"{label}\t{line}" for label, line in zip(labels, lines))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class StopRequest:
@@ -134,8 +136,10 @@ class TrainResult:
 
 def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Path, device: torch.device,
         resume: dict[str, Any] | None = None, log: Callable[[str], None] | None = None,
-        progress: bool = True) -> TrainResult:
-    """Train on the lines, writing `out` as described above; `resume` is a payload from `checkpoint.read`."""
+        progress: bool = True, train_labels: list[str] | None = None,
+        valid_labels: list[str] | None = None) -> TrainResult:
+    """Train on the lines, writing `out` as described above; `resume` is a payload from `checkpoint.read`.
+    A conditional model (model.label_dim > 0) takes a label per line (`train_labels`, `valid_labels`)."""
     distributed.setup(device)  # under torchrun: join the process group; alone: nothing
     rank, world = distributed.rank(), distributed.world_size()
     main = rank == 0  # only rank 0 prints, logs and writes checkpoints
@@ -143,7 +147,11 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
     tc = config.train
     torch.manual_seed(tc.seed + rank)  # dropout masks
     noise = torch.Generator().manual_seed(tc.seed + rank)  # word dropout and the reparameterisation noise
-    corpus = fingerprint(train_lines)
+    conditional = config.model.label_dim > 0
+    if conditional != (train_labels is not None and valid_labels is not None):
+        raise TrainingError("model.label_dim > 0 trains on labelled lines ('label<TAB>text') and needs labels for "
+                            "both the training and the validation lines; 0 trains on plain lines")
+    corpus = fingerprint(train_lines, train_labels)
 
     if resume is None:
         trained = None
@@ -162,8 +170,16 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
         log(f"truncated {train_cut} training and {valid_cut} validation lines to data.max_length = "
             f"{config.data.max_length} tokens")
     lengths = train_ids.lengths
+    labels = None
+    train_label_ids = valid_label_ids = None
+    if train_labels is not None and valid_labels is not None:
+        labels = (Labels.from_payload(resume["labels"]) if resume is not None
+                  else Labels.learn(train_labels, train_lines, config.data.min_label_count))
+        train_label_ids, valid_label_ids = labels.ids(train_labels), labels.ids(valid_labels)
+        log(f"labels: {len(labels.known)} seen at least data.min_label_count = {config.data.min_label_count} times; "
+            f"the {sum(i == Labels.OTHER for i in train_label_ids):,} training lines of rarer ones share one 'other' label")
 
-    model = SentenceVAE(config.model, tokenizer.vocab_size).to(device)
+    model = SentenceVAE(config.model, tokenizer.vocab_size, len(labels) if labels is not None else 0).to(device)
     replicated = distributed.wrap(model)  # the same module, gradients averaged across ranks under torchrun
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, fused=True)  # one kernel for all parameters
     low_precision = tc.precision == "bf16"
@@ -209,7 +225,7 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
             "aggressive": aggressive, "previous_mi": previous_mi,
             "resume": {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                        "rng": torch.get_rng_state(), "noise": noise.get_state()},
-        })
+        }, labels)
 
     def finished() -> bool:
         return epoch >= tc.epochs or bool(tc.max_steps and step >= tc.max_steps)
@@ -234,7 +250,7 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
     def validate(label: str, aggressive_epoch_ended: bool = False) -> None:
         """Score at beta = 1, keep the best weights, log, decide on aggressive updates, write the checkpoint."""
         nonlocal best, best_weights, last_save
-        report = evaluate_elbo(model, valid_ids, tc.batch_size, device)
+        report = evaluate_elbo(model, valid_ids, tc.batch_size, device, labels=valid_label_ids)
         improved = best is None or report.elbo < best.elbo
         if improved:
             best = report
@@ -264,11 +280,12 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
     def batch_terms(indices: list[int], beta: float) -> LossTerms:
         """Forward this rank's share of a global batch, word dropout and fresh noise included, to its loss terms."""
         share = indices[rank::world] or indices[:1]
-        batch = collate([train_ids[i] for i in share]).to(device)
+        share_labels = None if train_label_ids is None else [train_label_ids[i] for i in share]
+        batch = collate([train_ids[i] for i in share], share_labels).to(device)
         inputs = word_dropout(batch.decoder_inputs, tc.word_dropout, UNK_ID, noise)
         eps = torch.randn(len(share), config.model.latent_dim, generator=noise).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low_precision):
-            output = replicated(batch.tokens, batch.lengths, inputs, eps)
+            output = replicated(batch.tokens, batch.lengths, inputs, eps, batch.labels)
         return vae_loss(output.hidden, model.output.weight, model.output.bias, batch.tokens,
                         output.mu, output.logvar, beta, dtype, tc.free_bits, tc.free_bits_per_example)
 

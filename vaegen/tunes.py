@@ -1,5 +1,6 @@
-"""Song ci tunes (词牌): the form of a ci, the most common form of each tune, and the per-step token
-masks that make a decoded ci follow a form.
+"""Song ci tunes (词牌): the form of a ci, the most common form of each tune, the per-step token
+masks that make a decoded ci follow a form, and `Labels`, the tunes (or any labels) a conditional
+model knows.
 
 A tune fixes how many clauses a ci has, how many characters each clause holds and which mark closes
 it. The form of a ci is written clause by clause as length and mark: 浣溪沙's most common form is
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from vaegen.errors import VaegenError
 from vaegen.tokenizer import EOS_ID, Tokenizer
 
 MARKS = "，。、？！；："
@@ -54,6 +56,45 @@ def tunes_of(ci: Iterable[tuple[str, str]]) -> list[Tune]:
         form, written = min(counter.items(), key=lambda item: (-item[1], item[0]))  # most common, then first by text
         tunes.append(Tune(name, count, form, written / count))
     return sorted(tunes, key=lambda tune: (-tune.count, tune.name))
+
+
+class Labels:
+    """The labels of a conditional model: id i + 1 is `known[i]`, most frequent first; id 0 (OTHER) stands
+    for the labels too rare to learn alone and for those never seen in training."""
+
+    OTHER = 0
+
+    def __init__(self, known: list[Tune]) -> None:
+        self.known = known
+        self._ids = {tune.name: i + 1 for i, tune in enumerate(known)}
+
+    @classmethod
+    def learn(cls, names: list[str], texts: list[str], min_count: int) -> Labels:
+        return cls([tune for tune in tunes_of(zip(names, texts)) if tune.count >= min_count])
+
+    def __len__(self) -> int:
+        return len(self.known) + 1
+
+    def ids(self, names: Iterable[str]) -> list[int]:
+        return [self._ids.get(name, self.OTHER) for name in names]
+
+    def tune(self, label: int) -> Tune:
+        """The record of a label id; OTHER has no form of its own."""
+        return self.known[label - 1] if label != self.OTHER else Tune("(other)", 0, "", 0.0)
+
+    def find(self, name: str) -> tuple[int, Tune]:
+        """The id and record of a known label, or a user error that says where to find the names."""
+        if name not in self._ids:
+            raise VaegenError(f"unknown tune {name!r}; `vaegen tunes` lists the {len(self.known)} this model knows")
+        return self._ids[name], self.known[self._ids[name] - 1]
+
+    def as_payload(self) -> list[dict[str, str | int | float]]:
+        """Plain values for the checkpoint (which torch.load(weights_only=True) reads)."""
+        return [{"name": t.name, "count": t.count, "form": t.form, "share": t.share} for t in self.known]
+
+    @classmethod
+    def from_payload(cls, rows: list[dict[str, str | int | float]]) -> Labels:
+        return cls([Tune(str(r["name"]), int(r["count"]), str(r["form"]), float(r["share"])) for r in rows])
 
 
 def form_masks(form: str, tokenizer: Tokenizer) -> torch.Tensor:

@@ -1,0 +1,160 @@
+"""The conditional VAE: labelled corpora ('tune<TAB>ci'), the label in both encoder and decoder, the
+tunes a checkpoint knows, and generation that follows a tune's form, from the library and the CLI."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT, TINY
+from test_cli import assert_user_error, run_in_process
+
+import vaegen
+from vaegen import checkpoint
+from vaegen.config import ModelConfig, load_config
+from vaegen.data import collate
+from vaegen.errors import VaegenError
+from vaegen.model import SentenceVAE
+from vaegen.tunes import Labels, form_of
+
+CI_TRAIN = ROOT / "data" / "songci" / "ci.train.tsv"
+CI_OVERRIDES = ["model.label_dim=8", "data.max_length=120", "data.min_label_count=2", "tokenizer.model_type=char",
+                "tokenizer.vocab_size=2000", "train.epochs=1"]
+
+
+def ci_rows(n: int = 300) -> list[tuple[str, str]]:
+    with CI_TRAIN.open(encoding="utf-8") as handle:
+        return [tuple(line.rstrip("\n").split("\t", 1)) for line, _ in zip(handle, range(n))]  # type: ignore[misc]
+
+
+@pytest.fixture(scope="session")
+def ci_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny conditional model of whole ci by tune, trained once (seconds)."""
+    from vaegen.train import fit
+
+    out = tmp_path_factory.mktemp("ci") / "ci.pt"
+    rows = ci_rows()
+    train, valid = rows[:270], rows[270:]
+    fit(load_config(TINY, CI_OVERRIDES), [t for _, t in train], [t for _, t in valid], out, torch.device("cpu"),
+        progress=False, log=lambda _: None, train_labels=[n for n, _ in train], valid_labels=[n for n, _ in valid])
+    return out
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> list[str]:
+    from vaegen.cli import run
+
+    code = run(list(args))
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return captured.out.splitlines()
+
+
+def test_common_labels_get_their_own_id_and_the_rest_share_one() -> None:
+    names = ["a", "b", "a", "c", "a", "b"]
+    labels = Labels.learn(names, ["一二，三。"] * 6, min_count=2)
+    assert [t.name for t in labels.known] == ["a", "b"] and len(labels) == 3
+    assert labels.ids(["a", "b", "c", "never seen"]) == [1, 2, Labels.OTHER, Labels.OTHER]
+    assert labels.tune(1).form == "2，1。" and labels.tune(Labels.OTHER).form == ""
+    assert Labels.from_payload(labels.as_payload()).known == labels.known
+    with pytest.raises(VaegenError, match="unknown tune 'c'"):
+        labels.find("c")
+
+
+def test_the_label_conditions_both_the_posterior_and_the_decoder() -> None:
+    torch.manual_seed(0)
+    config = ModelConfig(embed_dim=8, hidden_dim=12, latent_dim=4, label_dim=3, embed_dropout=0.0)
+    model = SentenceVAE(config, 20, labels=3).eval()
+    batch = collate([[5, 6, 7], [5, 6, 7]], [1, 2])
+    posterior = model.encode(batch.tokens, batch.lengths, batch.labels)
+    assert not torch.allclose(posterior.mu[0], posterior.mu[1])
+    z = torch.zeros(2, 4)
+    code = model.code(z, batch.labels)
+    assert code.shape == (2, 7) and torch.equal(code[:, :4], z)
+    logits, _ = model.decode(batch.decoder_inputs, code, model.initial_state(code))
+    assert not torch.allclose(logits[0], logits[1])  # the same z, another tune: another distribution
+    with pytest.raises(ValueError, match="conditioned on labels"):
+        model.encode(batch.tokens, batch.lengths)
+    language_model = SentenceVAE(ModelConfig(embed_dim=8, hidden_dim=12, latent_dim=0, label_dim=3), 20, labels=3)
+    out = language_model(batch.tokens, batch.lengths, batch.decoder_inputs, None, batch.labels)
+    assert out.z.shape == (2, 0) and out.hidden.shape == (2, 4, 12)  # a label-conditioned language model
+
+
+def test_a_conditional_checkpoint_stores_its_tunes(ci_checkpoint: Path) -> None:
+    payload = checkpoint.read(ci_checkpoint)
+    assert payload["version"] == 2
+    known = Labels.from_payload(payload["labels"]).known
+    counts: dict[str, int] = {}
+    for name, _ in ci_rows()[:270]:
+        counts[name] = counts.get(name, 0) + 1
+    assert [(t.name, t.count) for t in known] == sorted(((n, c) for n, c in counts.items() if c >= 2),
+                                                        key=lambda item: (-item[1], item[0]))
+    assert checkpoint.load(ci_checkpoint).labels is not None
+
+
+def test_ci_follow_the_form_of_their_tune(ci_checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    c = str(ci_checkpoint)
+    tunes = [json.loads(line) for line in cli(capsys, "tunes", "--json", "-c", c)]
+    assert tunes[0]["count"] >= tunes[-1]["count"] and len(cli(capsys, "tunes", "--top", "2", "-c", c)) == 2
+    first = tunes[0]
+    for line in cli(capsys, "sample", "--tune", first["tune"], "-n", "4", "--seed", "0", "-c", c):
+        assert form_of(line) == first["form"]
+    forms = {t["tune"]: t["form"] for t in tunes}
+    rows = [json.loads(line) for line in cli(capsys, "sample", "-n", "8", "--seed", "1", "--json", "-c", c)]
+    assert len({r["tune"] for r in rows}) > 1  # tunes drawn by frequency
+    assert all(form_of(r["text"]) == forms[r["tune"]] for r in rows)
+    plain = cli(capsys, "sample", "-n", "8", "--seed", "1", "-c", c)
+    assert plain == [f"{r['tune']}\t{r['text']}" for r in rows]
+    model = vaegen.load(ci_checkpoint, "cpu")
+    for strategy in (vaegen.Strategy(greedy=True), vaegen.Strategy(beam=3)):
+        assert all(form_of(g.text) == first["form"] for g in model.sample(3, strategy, tune=first["tune"], seed=2))
+
+
+def test_interpolation_reconstruction_and_eval_within_tunes(ci_checkpoint: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    c = str(ci_checkpoint)
+    model = vaegen.load(ci_checkpoint, "cpu")
+    tune = model.labels.known[0]
+    a, b = [text for name, text in ci_rows() if name == tune.name][:2]
+    path = cli(capsys, "interpolate", a, b, "--tune", tune.name, "--steps", "4", "-c", c)
+    assert len(path) == 4 and all(form_of(text) == tune.form for text in path)
+    tsv = tmp_path / "ci.tsv"
+    tsv.write_text("".join(f"{name}\t{text}\n" for name, text in ci_rows()[270:]), encoding="utf-8")
+    rows = [json.loads(line) for line in cli(capsys, "reconstruct", "--input", str(tsv), "--json", "-c", c)]
+    assert [r["tune"] for r in rows[:3]] == [name if name in {t.name for t in model.labels.known} else "(other)"
+                                             for name, _ in ci_rows()[270:273]]
+    report = json.loads(cli(capsys, "eval", str(tsv), "-k", "3", "--samples", "4", "--json", "--no-progress",
+                            "-c", c)[0])
+    assert report["sentences"] == 30 and report["nll"] > 0 and report["kl"] > 0
+
+
+def test_tune_mistakes_end_in_one_line(ci_checkpoint: Path, tiny_checkpoint: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    c, tiny = str(ci_checkpoint), str(tiny_checkpoint)
+    assert_user_error(run_in_process(capsys, "sample", "--tune", "无此调", "-c", c), "unknown tune '无此调'")
+    assert_user_error(run_in_process(capsys, "interpolate", "一二。", "三四。", "-c", c), "pass --tune NAME")
+    assert_user_error(run_in_process(capsys, "sample", "--tune", "浣溪沙", "-c", tiny), "trained without tunes")
+    assert_user_error(run_in_process(capsys, "tunes", "-c", tiny), "trained without tunes")
+    tune = vaegen.load(ci_checkpoint, "cpu").labels.known[0].name
+    assert_user_error(run_in_process(capsys, "complete", "，", "--tune", tune, "-c", c), "does not fit the form")
+
+
+def test_a_plain_corpus_is_refused_by_a_conditional_preset(english_corpus: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "m.pt"
+    result = run_in_process(capsys, "train", str(english_corpus), "--config", str(TINY), "--set", "model.label_dim=4",
+                            "--out", str(out), "--no-progress")
+    assert_user_error(result, "line 1 is not 'label<TAB>text'")
+    assert not out.exists()
+
+
+def test_a_conditional_run_resumes_with_its_tunes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tsv = tmp_path / "ci.tsv"
+    tsv.write_text("".join(f"{name}\t{text}\n" for name, text in ci_rows(120)), encoding="utf-8")
+    out = tmp_path / "ci.pt"
+    common = ["--out", str(out), "--no-progress"]
+    sets = [item for override in CI_OVERRIDES for item in ("--set", override)]
+    assert run_in_process(capsys, "train", str(tsv), "--config", str(TINY), *sets, "--max-steps", "3", *common)[0] == 0
+    before = checkpoint.read(out)["labels"]
+    assert run_in_process(capsys, "train", str(tsv), "--resume", "--max-steps", "6", *common)[0] == 0
+    after = checkpoint.read(out)
+    assert after["labels"] == before and after["train_state"]["step"] == 6
