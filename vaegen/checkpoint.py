@@ -29,6 +29,7 @@ FORMAT = "vaegen-checkpoint"
 VERSION = 2  # 2 added "labels" (conditional models); version 1 files read as models without labels
 TRAIN_HINT = "train one with `vaegen train CORPUS` or pass --checkpoint FILE"
 BUNDLED = Path(__file__).resolve().parent / "models" / "songci-lines.pt"  # see vaegen/models/README.md
+BUNDLED_TUNES = BUNDLED.with_name("songci-ci.pt")  # whole ci by tune: what --tune and `vaegen tunes` fall back to
 
 
 def save(path: Path, config: Config, tokenizer: Tokenizer, weights: dict[str, torch.Tensor],
@@ -151,9 +152,10 @@ def check_writable(path: Path, overwrite: bool, option: str = "--out", example: 
         raise CheckpointError(f"cannot write in {directory}; choose another {option}")
 
 
-def locate(path: Path | None) -> Path:
-    """The checkpoint to use: the one named, else $VAEGEN_CHECKPOINT, else ./vaegen.pt, else the
-    Song ci model that ships with vaegen (BUNDLED), so that generation works right after installation."""
+def locate(path: Path | None, tunes: bool = False) -> Path:
+    """The checkpoint to use: the one named, else $VAEGEN_CHECKPOINT, else ./vaegen.pt, else a Song ci
+    model that ships with vaegen, so that generation works right after installation: the lines model
+    (BUNDLED), or where a tune is asked for, the model of whole ci by tune (BUNDLED_TUNES)."""
     if path is not None:
         return path
     if env := os.environ.get("VAEGEN_CHECKPOINT"):
@@ -161,6 +163,7 @@ def locate(path: Path | None) -> Path:
     default = Path("vaegen.pt")
     if default.exists():
         return default
-    if BUNDLED.exists():
-        return BUNDLED
+    bundled = BUNDLED_TUNES if tunes else BUNDLED
+    if bundled.exists():
+        return bundled
     raise CheckpointError(f"no checkpoint: neither --checkpoint, $VAEGEN_CHECKPOINT nor ./vaegen.pt; {TRAIN_HINT}")

@@ -69,14 +69,16 @@ def _note(message: str) -> None:
         typer.echo(message, err=True)
 
 
-def _load(checkpoint: Path | None, device: str | None) -> SentenceGenerator:
+def _load(checkpoint: Path | None, device: str | None, tunes: bool = False) -> SentenceGenerator:
+    """The model named, found, or shipped (for `tunes`, the one of whole ci by tune); stderr says which shipped one."""
     from vaegen import checkpoint as checkpoints
     from vaegen.generator import load, resolve_device
 
-    location = checkpoints.locate(checkpoint)
-    if location == checkpoints.BUNDLED:
-        _note("no --checkpoint, $VAEGEN_CHECKPOINT or ./vaegen.pt: using the Song ci lines model that ships "
-              "with vaegen; train your own with `vaegen train CORPUS`")
+    location = checkpoints.locate(checkpoint, tunes)
+    if location in (checkpoints.BUNDLED, checkpoints.BUNDLED_TUNES):
+        which = "whole ci by tune" if location == checkpoints.BUNDLED_TUNES else "lines"
+        _note(f"no --checkpoint, $VAEGEN_CHECKPOINT or ./vaegen.pt: using the Song ci {which} model that ships "
+              f"with vaegen; train your own with `vaegen train CORPUS`")
     return load(location, resolve_device(device))
 
 
@@ -340,7 +342,7 @@ def sample(
 
     A model trained on tunes writes to --tune in its most common form, or to tunes drawn by their
     frequency in training, each printed before its text and a tab."""
-    model = _load(decoding.checkpoint, decoding.device)
+    model = _load(decoding.checkpoint, decoding.device, decoding.tune is not None)
     d = decoding
     if near is None:
         generations = model.sample(n, d.strategy, tune=d.tune, seed=d.seed, max_length=d.max_length)
@@ -364,7 +366,7 @@ def reconstruct(
     what the code keeps of a sentence."""
     d = decoding
     lines = _texts(texts, source)
-    model = _load(d.checkpoint, d.device)
+    model = _load(d.checkpoint, d.device, d.tune is not None)
     lines, tunes = _tunes(model, lines, d.tune)
     _warn_unknown(model, lines)
     _show(model.reconstruct(lines, d.strategy, tune=tunes, sample_z=sample_z, seed=d.seed, max_length=d.max_length), d)
@@ -385,7 +387,7 @@ def encode(
     """Print each sentence's posterior q(z|x) = N(mu, sigma^2) as a JSON line {"text", "mu", "sigma"}."""
     lines = _texts(texts, source)
     _check_output(output, force, "codes.npy")
-    model = _load(checkpoint, device)
+    model = _load(checkpoint, device, tune is not None)
     lines, tunes = _tunes(model, lines, tune)
     if not model.latent_dim:
         raise VaegenError("this checkpoint is a language model (latent_dim = 0): it has no codes to write; "
@@ -426,7 +428,7 @@ def interpolate(
     if (a is None or b is None) and not random:
         raise VaegenError("interpolate needs two sentences, A and B; or add --random to draw the missing ones "
                           "from the prior")
-    model = _load(decoding.checkpoint, decoding.device)
+    model = _load(decoding.checkpoint, decoding.device, decoding.tune is not None)
     _warn_unknown(model, [text for text in (a, b) if text is not None])
     d = decoding
     _show(model.interpolate(a, b, steps, path.value, d.strategy, tune=d.tune, unique=unique, seed=d.seed,
@@ -446,7 +448,7 @@ def complete(
     """Complete a sentence: codes are drawn from the prior, resampled by the likelihood the decoder gives
     PREFIX under each, and the rest of the sentence is decoded from them. Every line begins with PREFIX;
     the codes that explain it best come first."""
-    model = _load(decoding.checkpoint, decoding.device)
+    model = _load(decoding.checkpoint, decoding.device, decoding.tune is not None)
     _warn_unknown(model, [prefix])
     d = decoding
     _show(model.complete(prefix, n, d.strategy, tune=d.tune, candidates=candidates, seed=d.seed,
@@ -523,7 +525,7 @@ def tunes(
     """List the tunes (labels) a model trained on 'tune<TAB>text' lines knows, most common first: how many
     training ci each had, its most common form (characters per clause and the mark that closes it), and
     the share of its ci written in that form. `sample --tune NAME` writes in that form."""
-    model = _load(checkpoint, "cpu")
+    model = _load(checkpoint, "cpu", tunes=True)
     if model.labels is None:
         raise VaegenError("this model was trained without tunes; train on 'tune<TAB>text' lines with a preset "
                           "that sets model.label_dim, e.g. configs/songci-ci.toml")

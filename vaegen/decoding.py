@@ -9,6 +9,9 @@ what the decoder has read, not of what is returned. It may also be held to per-s
 tokens (`allowed`, one row per step, the last allowing only the end), which fix its length and its
 punctuation: the form of a Song ci tune (`tunes.form_masks`).
 
+The codes decoded here are what the decoder reads (`SentenceVAE.code`): z, followed by the label's
+embedding for a conditional model.
+
 Log-probabilities are those of the model itself, log p(tokens | z) at temperature 1 with nothing masked,
 the end of sentence included, whatever strategy chose the tokens.
 """

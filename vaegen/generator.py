@@ -258,9 +258,10 @@ def generations(texts: list[str], logprobs: torch.Tensor, z: torch.Tensor,
     return [Generation(text, logprob, code, tune) for text, logprob, code, tune in zip(texts, logprobs.tolist(), z.tolist(), names)]
 
 
-def load(path: str | Path | None = None, device: str | torch.device | None = None) -> SentenceGenerator:
-    """Load a checkpoint (default: $VAEGEN_CHECKPOINT, then ./vaegen.pt, then the model that ships with
-    vaegen) as a ready generator."""
+def load(path: str | Path | None = None, device: str | torch.device | None = None, *,
+         tunes: bool = False) -> SentenceGenerator:
+    """Load a checkpoint (default: $VAEGEN_CHECKPOINT, then ./vaegen.pt, then a model that ships with
+    vaegen: Song ci lines, or with `tunes` whole ci by tune) as a ready generator."""
     resolved = device if isinstance(device, torch.device) else resolve_device(device)
-    location = checkpoint.locate(Path(path) if path is not None else None)
+    location = checkpoint.locate(Path(path) if path is not None else None, tunes)
     return SentenceGenerator(checkpoint.load(location, resolved), resolved)
