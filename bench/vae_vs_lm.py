@@ -2,7 +2,8 @@
 both on a test split with `vaegen eval`, and print the table; `ptb.py` and `songci_lines.py` use it.
 
 Each model is a real `vaegen train` run (validation file given) followed by a real `vaegen eval --json`.
-Checkpoints stay in --out, so a finished model is reused when the script runs again (delete it to retrain).
+Checkpoints stay in --out, so a finished model is reused when the script runs again (delete it to retrain),
+and an unfinished one (the script was stopped) is resumed where it stopped.
 """
 
 from __future__ import annotations
@@ -43,16 +44,27 @@ def vae_and_lm_arguments(description: str, default_config: Path, default_out: Pa
     return parser
 
 
+def unfinished(model: Path) -> bool:
+    """Whether the run saved at `model` stopped before its last epoch (or step)."""
+    payload = torch.load(model, weights_only=True)
+    state, train = payload["train_state"], payload["config"]["train"]
+    return state["epoch"] < train["epochs"] and not (train["max_steps"] and state["step"] >= train["max_steps"])
+
+
 def train_and_evaluate(name: str, corpus: Corpus, args: argparse.Namespace, overrides: list[str]) -> dict[str, float]:
-    """Train with `overrides` on top of --config (unless the checkpoint is there) and evaluate one model;
-    returns eval's figures plus timings."""
+    """Train with `overrides` on top of --config (unless a finished checkpoint is there; an unfinished one is
+    resumed) and evaluate one model; returns eval's figures plus timings."""
     args.out.mkdir(parents=True, exist_ok=True)
     model = args.out / f"{name}.pt"
-    if not model.exists():
+    fresh = not model.exists()
+    resume = not fresh and unfinished(model)
+    if fresh or resume:
         command = [sys.executable, "-m", "vaegen", "train", str(corpus.train), "--valid", str(corpus.valid),
-                   "--config", str(args.config), "--out", str(model), "--no-progress"]
-        for override in overrides:
-            command += ["--set", override]
+                   "--out", str(model), "--no-progress"]
+        if resume:
+            command += ["--resume"]
+        else:
+            command += ["--config", str(args.config)] + [item for override in overrides for item in ("--set", override)]
         print(f"training {name}: {' '.join(command[2:])}", flush=True)
         child = run_child(command, cwd=ROOT)
         if child.returncode != 0:
