@@ -2,12 +2,12 @@
 beside the training ci of the same tunes measured the same way (vaegen.ci_metrics).
 
     python bench/songci.py --checkpoint runs/songci-ci/vae.pt [--train data/songci/ci.train.tsv]
-        [--tunes 50] [--per-tune 5] [--top-p 1.0] [--temperature 1.0] [--seed 0] [--show 10] [--out FILE]
+        [--tunes 50] [--per-tune 5] [--top-p 1.0] [--temperature 1.0] [--rhyme] [--seed 0] [--show 10] [--out FILE]
 
 For each of the model's --tunes most common tunes, --per-tune ci are sampled with `--tune`. Format
 accuracy: the share written exactly in the tune's most common form. Rhyme consistency: the mean over
 ci of the share of sentence ends in the ci's most common rhyme; the training figure is over every
-training ci of those tunes. Distinct-1/2 over characters, beside as many training ci (--per-tune of
+training ci of those tunes; --rhyme samples with rhymes held (`vaegen sample --rhyme`). Distinct-1/2 over characters, beside as many training ci (--per-tune of
 each tune, drawn with --seed). Copies: clauses of 5 characters or more found verbatim in the training ci.
 """
 
@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--per-tune", type=int, default=5)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--rhyme", action="store_true", help="hold every sentence end to the first one's rhyme")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--show", type=int, default=10, help="complete ci to print, one per tune")
     parser.add_argument("--out", type=Path, help="write every sample here as JSON lines")
@@ -46,7 +47,7 @@ def main() -> None:
         raise SystemExit(f"{args.checkpoint} has no tunes: train it on 'tune<TAB>ci' lines (configs/songci-ci.toml)")
     names, texts = split_labels(read_lines(args.train), args.train)
     tunes = model.labels.known[: args.tunes]
-    strategy = Strategy(temperature=args.temperature, top_p=args.top_p)
+    strategy = Strategy(temperature=args.temperature, top_p=args.top_p, rhyme=args.rhyme)
     started = time.perf_counter()
     samples = {tune.name: model.sample(args.per_tune, strategy, tune=tune.name, seed=args.seed + i)
                for i, tune in enumerate(tunes)}

@@ -11,11 +11,12 @@ from test_cli import assert_user_error, run_in_process
 
 import vaegen
 from vaegen import checkpoint
+from vaegen.ci_metrics import rhyme, rhyme_consistency
 from vaegen.config import ModelConfig, load_config
 from vaegen.data import collate
 from vaegen.errors import VaegenError
 from vaegen.model import SentenceVAE
-from vaegen.tunes import Labels, form_of
+from vaegen.tunes import Labels, form_of, slots
 
 CI_TRAIN = ROOT / "data" / "songci" / "ci.train.tsv"
 CI_OVERRIDES = ["model.label_dim=8", "data.max_length=120", "data.min_label_count=2", "tokenizer.model_type=char",
@@ -107,6 +108,25 @@ def test_ci_follow_the_form_of_their_tune(ci_checkpoint: Path, capsys: pytest.Ca
     model = vaegen.load(ci_checkpoint, "cpu")
     for strategy in (vaegen.Strategy(greedy=True), vaegen.Strategy(beam=3)):
         assert all(form_of(g.text) == first["form"] for g in model.sample(3, strategy, tune=first["tune"], seed=2))
+
+
+def test_rhymes_hold_every_sentence_end_to_the_first(ci_checkpoint: Path, tiny_checkpoint: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    model = vaegen.load(ci_checkpoint, "cpu")
+    tune = next(t for t in model.labels.known if t.form.count("。") >= 3)
+    for strategy in (vaegen.Strategy(rhyme=True), vaegen.Strategy(beam=2, rhyme=True)):
+        for g in model.sample(4, strategy, tune=tune.name, seed=5):
+            assert form_of(g.text) == tune.form and rhyme_consistency(g.text) == 1.0
+    free = [rhyme_consistency(g.text) for g in model.sample(20, tune=tune.name, seed=5)]
+    assert min(score for score in free if score is not None) < 1.0  # without --rhyme the untrained model does not rhyme
+    positions = slots(tune.form)
+    prefix = "".join("春" if slot is None else slot for slot in positions[: positions.index("。") + 1])
+    for g in model.complete(prefix, n=3, strategy=vaegen.Strategy(rhyme=True), tune=tune.name, seed=1):
+        # the first sentence, in the prefix, sets the rhyme of the rest
+        assert g.text.startswith(prefix) and rhyme_consistency(g.text) == 1.0 and rhyme(g.text[-2]) == rhyme("春")
+    for g in model.complete("春", n=3, strategy=vaegen.Strategy(rhyme=True), tune=tune.name, seed=1):
+        assert rhyme_consistency(g.text) == 1.0  # the first rhyme still to come
+    assert_user_error(run_in_process(capsys, "sample", "--rhyme", "-c", str(tiny_checkpoint)), "rhymes need a tune")
 
 
 def test_interpolation_reconstruction_and_eval_within_tunes(ci_checkpoint: Path, tmp_path: Path,

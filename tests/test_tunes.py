@@ -5,7 +5,7 @@ import torch
 
 from vaegen.config import TokenizerConfig
 from vaegen.tokenizer import EOS_ID, Tokenizer
-from vaegen.tunes import form_masks, form_of, slots, tunes_of
+from vaegen.tunes import form_masks, form_of, rhyme_steps, slots, tunes_of
 
 HUANXISHA = "一曲新词酒一杯。去年天气旧亭台。夕阳西下几时回。无可奈何花落去，似曾相识燕归来。小园香径独徘徊。"
 
@@ -17,6 +17,12 @@ def test_form_of_a_ci_and_its_slots() -> None:
     for bad in ("", "7", "7。x", "，"):
         with pytest.raises(ValueError, match="not a form"):
             slots(bad)
+
+
+def test_rhymes_fall_on_the_last_character_of_each_sentence() -> None:
+    assert rhyme_steps("7。7。7。7，7。7。") == [6, 14, 22, 38, 46]  # the comma's clause does not rhyme
+    assert rhyme_steps("2，1。3？") == [3, 7]
+    assert rhyme_steps("4，4、6，") == []
 
 
 def test_each_tune_gets_its_most_common_form_and_share() -> None:
@@ -42,7 +48,7 @@ def test_masks_let_only_characters_then_the_mark_then_the_end() -> None:
 
 def test_decoding_under_a_form_writes_exactly_that_form() -> None:
     from vaegen.config import ModelConfig
-    from vaegen.decoding import GREEDY, Strategy, generate
+    from vaegen.decoding import GREEDY, Form, Strategy, generate
     from vaegen.model import SentenceVAE
 
     lines = [HUANXISHA, "明月几时有，把酒问青天。", "寻寻觅觅，冷冷清清、凄凄惨惨戚戚。"] * 20
@@ -52,5 +58,5 @@ def test_decoding_under_a_form_writes_exactly_that_form() -> None:
     z = torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
     form = "7。7。7。7，7。7。"
     for strategy in (GREEDY, Strategy(), Strategy(top_p=0.5), Strategy(beam=3)):
-        decoded = generate(model, z, 10, strategy, torch.Generator().manual_seed(0), allowed=form_masks(form, tokenizer))
+        decoded = generate(model, z, 10, strategy, torch.Generator().manual_seed(0), form=Form(form_masks(form, tokenizer)))
         assert [form_of(text) for text in tokenizer.decode(decoded.ids)] == [form] * 6

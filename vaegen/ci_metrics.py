@@ -16,10 +16,11 @@ from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
 
-from vaegen.errors import VaegenError
-from vaegen.tunes import CLAUSE, form_of
+import torch
 
-SENTENCE_ENDS = "。？！"
+from vaegen.errors import VaegenError
+from vaegen.tokenizer import Tokenizer
+from vaegen.tunes import CLAUSE, MARKS, SENTENCE_ENDS, form_of
 
 
 @lru_cache(maxsize=65_536)
@@ -35,6 +36,18 @@ def rhyme(character: str) -> str:
         final = final[1:]
         return "ê" if final == "e" else final
     return final
+
+
+def rhyme_classes(tokenizer: Tokenizer) -> torch.Tensor:
+    """(V,) the rhyme of each piece that is one character (not a mark) as a class id; -1 for any other piece."""
+    sp = tokenizer.sp
+    names: dict[str, int] = {}
+    classes = torch.full((tokenizer.vocab_size,), -1, dtype=torch.long)
+    for i in range(tokenizer.vocab_size):
+        piece = sp.id_to_piece(i)
+        if len(piece) == 1 and piece not in MARKS and not (sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i)):
+            classes[i] = names.setdefault(rhyme(piece), len(names))
+    return classes
 
 
 def rhyme_consistency(text: str) -> float | None:

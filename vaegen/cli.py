@@ -182,6 +182,9 @@ BeamOption = Annotated[int, typer.Option("--beam", min=0, max=64, help="Beam sea
                                          "(deterministic; 1 is greedy; 0: off).")]
 LengthPenaltyOption = Annotated[float, typer.Option(min=0.0, max=10.0, help="Beam search ranks by "
                                                     "log p / length^this (0: raw log p, favouring short text).")]
+RhymeOption = Annotated[bool, typer.Option("--rhyme", help="With a tune: end every sentence of the ci (a clause "
+                                           "closed by 。？！) on the rhyme of the first, by pinyin (needs "
+                                           "pip install 'vaegen[songci]').")]
 MaxLengthOption = Annotated[int | None, typer.Option(min=1, max=10_000, show_default=False, help="Tokens per "
                                                      "sentence at most. Default: the model's data.max_length.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object per line: text and logprob, the "
@@ -195,7 +198,8 @@ InputOption = Annotated[Path | None, typer.Option("--input", "-i", show_default=
 TextsArgument = Annotated[list[str] | None, typer.Argument(show_default=False, help="Sentences (or use --input).")]
 
 
-def _strategy(greedy: bool, temperature: float, top_k: int, top_p: float, beam: int, length_penalty: float) -> Strategy:
+def _strategy(greedy: bool, temperature: float, top_k: int, top_p: float, beam: int, length_penalty: float,
+              rhyme: bool) -> Strategy:
     """The decoding the options ask for, refusing sampling options that would be silently ignored."""
     from vaegen.decoding import Strategy
 
@@ -204,7 +208,7 @@ def _strategy(greedy: bool, temperature: float, top_k: int, top_p: float, beam: 
         raise VaegenError("--temperature, --top-k and --top-p shape sampling; drop them, or drop "
                           f"{'--beam' if beam else '--greedy'} (add --sample where greedy is the default)")
     return Strategy(greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p, beam=beam,
-                    length_penalty=length_penalty)
+                    length_penalty=length_penalty, rhyme=rhyme)
 
 
 def _decoding_options(
@@ -216,6 +220,7 @@ def _decoding_options(
     length_penalty: LengthPenaltyOption = 1.0,
     max_length: MaxLengthOption = None,
     tune: TuneOption = None,
+    rhyme: RhymeOption = False,
     seed: SeedOption = None,
     as_json: JsonOption = False,
     with_z: WithZOption = False,
@@ -242,7 +247,7 @@ class Decoding(NamedTuple):
     device: str | None
 
 
-STRATEGY_OPTIONS = ("greedy", "temperature", "top_k", "top_p", "beam", "length_penalty")
+STRATEGY_OPTIONS = ("greedy", "temperature", "top_k", "top_p", "beam", "length_penalty", "rhyme")
 
 
 def generation_command(greedy: bool) -> Callable[[Callable[..., None]], Callable[..., None]]:

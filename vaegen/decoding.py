@@ -5,9 +5,9 @@ decoded in batches; a sentence leaves the batch as soon as it ends, so that a fe
 keep thousands of finished ones in every step's softmax. The decoder never emits <pad>, <s> or <unk>,
 which are structural or carry no text, nor the ids in `banned` (the tokenizer's control-character bytes).
 A decoding may start after a given prefix of tokens (sentence completion); the prefix is then part of
-what the decoder has read, not of what is returned. It may also be held to per-step masks of allowed
-tokens (`allowed`, one row per step, the last allowing only the end), which fix its length and its
-punctuation: the form of a Song ci tune (`tunes.form_masks`).
+what the decoder has read, not of what is returned. It may also be held to a `Form`: per-step masks
+of allowed tokens, which fix its length and its punctuation (a Song ci tune's, `tunes.form_masks`),
+and optionally rhymes, steps whose token must rhyme with the token chosen at an earlier step.
 
 The codes decoded here are what the decoder reads (`SentenceVAE.code`): z, followed by the label's
 embedding for a conditional model.
@@ -40,6 +40,7 @@ class Strategy:
     top_p: float = 1.0  # sample among the smallest set of tokens whose probability reaches p (nucleus)
     beam: int = 0  # beam width; 0 = no beam search
     length_penalty: float = 1.0  # beam scores are log p / length ** length_penalty (0: raw log p)
+    rhyme: bool = False  # a model of tunes: every sentence of a ci ends on the rhyme of its first (needs pypinyin)
 
     def __post_init__(self) -> None:
         if self.temperature <= 0 or self.top_k < 0 or not 0 < self.top_p <= 1 or self.beam < 0 or self.length_penalty < 0:
@@ -48,6 +49,37 @@ class Strategy:
 
 GREEDY = Strategy(greedy=True)
 SAMPLING = Strategy()  # temperature 1 over the whole vocabulary: the model's own distribution
+
+
+class Form(NamedTuple):
+    """What a decoding is held to, step by step: `allowed` (steps, V), the tokens allowed at each step, the
+    last allowing only the end; and at each step of `rhymes`, only tokens of the same class (`classes`,
+    (V,), -1 for tokens of no class) as the token chosen at step `anchor`."""
+
+    allowed: torch.Tensor
+    anchor: int = 0
+    rhymes: frozenset[int] = frozenset()
+    classes: torch.Tensor | None = None
+
+    def mask(self, step: int, chosen: torch.Tensor) -> torch.Tensor:
+        """The tokens allowed at `step` after the tokens `chosen` (N, >= step): (V,), or (N, V) at a rhyme."""
+        if step not in self.rhymes or self.classes is None:
+            return self.allowed[step]
+        return self.allowed[step] & (self.classes == self.classes[chosen[:, self.anchor]].unsqueeze(1))
+
+    def after(self, prefix: list[int]) -> Form:
+        """The form of what follows `prefix`; where the anchor lies in the prefix its class is fixed."""
+        k = len(prefix)
+        if self.classes is None or self.anchor >= k:
+            return Form(self.allowed[k:], self.anchor - k, frozenset(s - k for s in self.rhymes), self.classes)
+        allowed = self.allowed.clone()
+        for step in self.rhymes:
+            allowed[step] &= self.classes == self.classes[prefix[self.anchor]]
+        return Form(allowed[k:])
+
+    def to(self, device: torch.device) -> Form:
+        return self._replace(allowed=self.allowed.to(device),
+                             classes=None if self.classes is None else self.classes.to(device))
 
 
 class Decoded(NamedTuple):
@@ -113,13 +145,13 @@ def prefix_log_likelihood(model: SentenceVAE, z: torch.Tensor, prefix: list[int]
 @torch.no_grad()
 def generate(model: SentenceVAE, z: torch.Tensor, max_length: int, strategy: Strategy = GREEDY,
              generator: torch.Generator | None = None, banned: list[int] | None = None,
-             prefix: list[int] | None = None, allowed: torch.Tensor | None = None) -> Decoded:
+             prefix: list[int] | None = None, form: Form | None = None) -> Decoded:
     """z (N, L) -> a decoding per code, each at most max_length tokens (after the prefix), or exactly
-    as long as the steps of `allowed` (steps, V) when given."""
+    as long as the steps of `form` when given."""
     masked = [PAD_ID, BOS_ID, UNK_ID, *(banned or [])]
-    if allowed is not None:
-        max_length = allowed.size(0) - 1
-        allowed = allowed.to(z.device)
+    if form is not None:
+        max_length = form.allowed.size(0) - 1
+        form = form.to(z.device)
     width = strategy.beam
     ids: list[list[int]] = []
     logprobs = []
@@ -127,11 +159,11 @@ def generate(model: SentenceVAE, z: torch.Tensor, max_length: int, strategy: Str
         if width:
             best = [hypotheses[0] for hypotheses in beam_search(model, chunk, max_length, width,
                                                                   strategy.length_penalty, masked, prefix or [],
-                                                                  allowed)]
+                                                                  form)]
             ids.extend(h.ids for h in best)
             logprobs.append(torch.tensor([h.logprob for h in best]))
         else:
-            decoded = _sample(model, chunk, max_length, strategy, generator, masked, prefix or [], allowed)
+            decoded = _sample(model, chunk, max_length, strategy, generator, masked, prefix or [], form)
             ids.extend(decoded.ids)
             logprobs.append(decoded.logprobs)
     return Decoded(ids, torch.cat(logprobs) if logprobs else torch.zeros(0))
@@ -139,7 +171,7 @@ def generate(model: SentenceVAE, z: torch.Tensor, max_length: int, strategy: Str
 
 def _sample(model: SentenceVAE, z: torch.Tensor, max_length: int, strategy: Strategy,
             generator: torch.Generator | None, masked: list[int], prefix: list[int],
-            allowed: torch.Tensor | None = None) -> Decoded:
+            form: Form | None = None) -> Decoded:
     """Greedy or sampled decoding of a batch; finished rows leave the batch."""
     n = z.size(0)
     state, logits = start(model, z, prefix)
@@ -149,8 +181,8 @@ def _sample(model: SentenceVAE, z: torch.Tensor, max_length: int, strategy: Stra
     for step in range(max_length + 1):  # + 1: room for </s> after a full-length sentence
         model_logprobs = logits.log_softmax(dim=-1)  # (faster on a CPU than logsumexp alone)
         logits[:, masked] = float("-inf")
-        if allowed is not None:
-            logits.masked_fill_(~allowed[step], float("-inf"))
+        if form is not None:
+            logits.masked_fill_(~form.mask(step, tokens[rows]), float("-inf"))
         token = choose(logits, strategy, generator)
         tokens[rows, step] = token
         ended = token == EOS_ID
@@ -178,7 +210,7 @@ class Hypothesis(NamedTuple):
 @torch.no_grad()
 def beam_search(model: SentenceVAE, z: torch.Tensor, max_length: int, width: int, length_penalty: float = 1.0,
                 masked: list[int] | None = None, prefix: list[int] | None = None,
-                allowed: torch.Tensor | None = None) -> list[list[Hypothesis]]:
+                form: Form | None = None) -> list[list[Hypothesis]]:
     """Beam search from each code z (N, L): per code, at most `width` hypotheses, best score first.
 
     Each step extends the live hypotheses of a code by every token and keeps the `width` most likely
@@ -188,7 +220,7 @@ def beam_search(model: SentenceVAE, z: torch.Tensor, max_length: int, width: int
     """
     masked = masked if masked is not None else [PAD_ID, BOS_ID, UNK_ID]
     prefix = prefix or []
-    greedy = _sample(model, z, max_length, GREEDY, None, masked, prefix, allowed)
+    greedy = _sample(model, z, max_length, GREEDY, None, masked, prefix, form)
     n = z.size(0)
     state, logits = start(model, z, prefix)
     banned = torch.zeros(logits.size(-1), dtype=torch.bool, device=z.device)
@@ -206,7 +238,7 @@ def beam_search(model: SentenceVAE, z: torch.Tensor, max_length: int, width: int
 
     vocab = logits.size(-1)
     for step in range(max_length + 1):
-        ruled_out = banned if allowed is None else banned | ~allowed[step]
+        ruled_out = banned if form is None else banned | ~form.mask(step, history.view(n * width, -1))
         totals = (live.view(-1, 1) + logits.log_softmax(dim=-1).masked_fill(ruled_out, float("-inf"))).view(n, -1)
         values, flat = totals.topk(min(2 * width, totals.size(1)), dim=1)
         next_live = torch.full_like(live, float("-inf"))

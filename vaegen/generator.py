@@ -27,10 +27,10 @@ import torch
 
 from vaegen import checkpoint, latent
 from vaegen.data import collate, truncate
-from vaegen.decoding import DECODE_BATCH, GREEDY, SAMPLING, Decoded, Strategy, generate, prefix_log_likelihood
+from vaegen.decoding import DECODE_BATCH, GREEDY, SAMPLING, Decoded, Form, Strategy, generate, prefix_log_likelihood
 from vaegen.errors import VaegenError
 from vaegen.model import Posterior
-from vaegen.tunes import Tune, form_masks
+from vaegen.tunes import Tune, form_masks, rhyme_steps
 
 # One tune for every text (refused if unknown), one per text as in a labelled corpus (an unknown one is
 # read as the shared "other" label), or none (models without labels)
@@ -64,7 +64,7 @@ class SentenceGenerator:
     def __init__(self, loaded: checkpoint.Loaded, device: torch.device) -> None:
         self.config, self.tokenizer, self.model, self.train_state, self.labels = loaded
         self.device = device
-        self._masks: dict[int, torch.Tensor | None] = {}  # per label id: its form's masks
+        self._forms: dict[tuple[int, bool], Form | None] = {}  # per label id, with rhymes or not: its form
 
     @property
     def latent_dim(self) -> int:
@@ -130,12 +130,20 @@ class SentenceGenerator:
         labels = self._label_ids(tune, len(z))
         return self._decode(z, strategy, generator or self._generator(seed), max_length, labels)
 
-    def _form(self, label: int) -> torch.Tensor | None:
-        """The per-step masks of a label's most common form; None when it has none (no punctuation to follow)."""
-        if label not in self._masks:
+    def _form(self, label: int, rhyme: bool) -> Form | None:
+        """A label's most common form, with its rhymes if asked; None when it has none (no punctuation to follow)."""
+        if (label, rhyme) not in self._forms:
             form = self._tune(label).form
-            self._masks[label] = form_masks(form, self.tokenizer).to(self.device) if form else None
-        return self._masks[label]
+            held = None
+            if form:
+                held = Form(form_masks(form, self.tokenizer))
+                steps = rhyme_steps(form)
+                if rhyme and len(steps) > 1:
+                    from vaegen.ci_metrics import rhyme_classes
+
+                    held = Form(held.allowed, steps[0], frozenset(steps[1:]), rhyme_classes(self.tokenizer))
+            self._forms[label, rhyme] = held if held is None else held.to(self.device)
+        return self._forms[label, rhyme]
 
     def _generate(self, z: torch.Tensor, strategy: Strategy, generator: torch.Generator, max_length: int | None,
                   prefix_ids: list[int] | None = None, label: int | None = None) -> Decoded:
@@ -144,21 +152,24 @@ class SentenceGenerator:
         limit = max_length or self.config.data.max_length
         prefix_ids = prefix_ids or []
         z = z.to(self.device)
-        code, allowed = z, None
+        code, form = z, None
         if label is not None:
             code = self.model.code(z, torch.full((len(z),), label, device=self.device))
-            allowed = self._form(label)
-            if allowed is not None:
-                fits = len(prefix_ids) < len(allowed) and all(allowed[i, t] for i, t in enumerate(prefix_ids))
-                if not fits:
+            form = self._form(label, strategy.rhyme)
+            if form is not None:
+                steps = len(form.allowed)
+                if len(prefix_ids) >= steps or not all(form.allowed[i, t] for i, t in enumerate(prefix_ids)):
                     raise VaegenError(f"the prefix does not fit the form of {self._name(label)}, "
                                       f"{self._tune(label).form}; begin as the form does, or pick another tune")
-                allowed = allowed[len(prefix_ids):]
-        if allowed is None and len(prefix_ids) >= limit:
+                form = form.after(prefix_ids)
+        if strategy.rhyme and form is None:
+            raise VaegenError("rhymes need a tune whose form has sentences: a model trained on tunes and --tune, "
+                              "or drop --rhyme")
+        if form is None and len(prefix_ids) >= limit:
             raise VaegenError(f"the prefix is {len(prefix_ids)} tokens long, leaving no room under the maximum "
                               f"length of {limit}; shorten it or raise --max-length")
         return generate(self.model, code, limit - len(prefix_ids), strategy, generator,
-                        self.tokenizer.control_ids, prefix_ids, allowed)
+                        self.tokenizer.control_ids, prefix_ids, form)
 
     def _decode(self, z: torch.Tensor, strategy: Strategy, generator: torch.Generator, max_length: int | None,
                 labels: list[int] | None = None) -> list[Generation]:

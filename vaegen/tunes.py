@@ -21,6 +21,7 @@ from vaegen.errors import VaegenError
 from vaegen.tokenizer import EOS_ID, Tokenizer
 
 MARKS = "，。、？！；："
+SENTENCE_ENDS = "。？！"  # the marks that close a sentence, where ci rhyme (the others pause within one)
 CLAUSE = re.compile(f"([^{MARKS}]+)([{MARKS}])")
 SLOT = re.compile(f"(\\d+)([{MARKS}])")
 
@@ -35,6 +36,12 @@ def slots(form: str) -> list[str | None]:
     if not form or SLOT.sub("", form):
         raise ValueError(f"not a form: {form!r}; write each clause as its length and mark, e.g. 7。7，")
     return [slot for length, mark in SLOT.findall(form) for slot in [None] * int(length) + [mark]]
+
+
+def rhyme_steps(form: str) -> list[int]:
+    """The steps (positions in `slots(form)`) of the last character of each sentence (a clause closed by
+    。, ？ or ！): where a ci rhymes."""
+    return [i - 1 for i, slot in enumerate(slots(form)) if slot is not None and slot in SENTENCE_ENDS]
 
 
 @dataclass(frozen=True)
