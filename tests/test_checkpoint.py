@@ -110,6 +110,7 @@ def test_locate_prefers_flag_then_environment(tmp_path: Path, monkeypatch) -> No
     assert checkpoint.locate(None) == Path("from_env.pt")
     monkeypatch.delenv("VAEGEN_CHECKPOINT")
     assert checkpoint.locate(None) == checkpoint.BUNDLED  # nothing named or found: the model that ships
+    assert checkpoint.locate(None, tunes=True) == checkpoint.BUNDLED_TUNES  # a tune asked for: whole ci by tune
     (tmp_path / "vaegen.pt").write_bytes(b"")
     assert checkpoint.locate(None) == Path("vaegen.pt")
     monkeypatch.setattr(checkpoint, "BUNDLED", tmp_path / "not-installed.pt")
@@ -135,6 +136,8 @@ def test_export_keeps_what_generation_needs_in_half_the_bytes(tiny_checkpoint: P
 def test_the_bundled_model_is_a_song_ci_model_and_the_package_stays_small() -> None:
     bundled = checkpoint.load(checkpoint.BUNDLED)
     assert bundled.tokenizer.vocab_size > 3000 and bundled.config.model.latent_dim > 0
+    by_tune = checkpoint.load(checkpoint.BUNDLED_TUNES)
+    assert by_tune.labels is not None and by_tune.labels.find("浣溪沙")[1].form == "7。7。7。7，7。7。"
     package = checkpoint.BUNDLED.parents[1]
     size = sum(f.stat().st_size for f in package.rglob("*") if f.is_file() and "__pycache__" not in f.parts)
     assert size < 20 * 2**20

@@ -110,6 +110,19 @@ def test_without_a_checkpoint_the_bundled_model_writes_ci_lines(tmp_path: Path, 
     assert len(vaegen_cli("interpolate", "明月几时有", "杨柳岸、晓风残月。", cwd=tmp_path).stdout.splitlines()) == 7
 
 
+def test_without_a_checkpoint_a_tune_is_written_by_the_bundled_model_of_whole_ci(tmp_path: Path, monkeypatch) -> None:
+    from vaegen.tunes import form_of
+
+    monkeypatch.delenv("VAEGEN_CHECKPOINT", raising=False)
+    tunes = vaegen_cli("tunes", "--top", "3", cwd=tmp_path)
+    assert tunes.returncode == 0 and "whole Song ci by tune" in tunes.stderr
+    name, count, form, share = tunes.stdout.splitlines()[0].split("\t")
+    assert int(count) > 300 and share.endswith("%")
+    result = vaegen_cli("sample", "--tune", name, "--n", "3", "--rhyme", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [form_of(line) for line in result.stdout.splitlines()] == [form] * 3
+
+
 def test_a_missing_named_checkpoint_is_an_error(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     assert_user_error(run_in_process(capsys, "interpolate", "a", "b", "-c", "nope.pt"), "does not exist")

@@ -76,8 +76,8 @@ def _load(checkpoint: Path | None, device: str | None, tunes: bool = False) -> S
 
     location = checkpoints.locate(checkpoint, tunes)
     if location in (checkpoints.BUNDLED, checkpoints.BUNDLED_TUNES):
-        which = "whole ci by tune" if location == checkpoints.BUNDLED_TUNES else "lines"
-        _note(f"no --checkpoint, $VAEGEN_CHECKPOINT or ./vaegen.pt: using the Song ci {which} model that ships "
+        which = "whole Song ci by tune" if location == checkpoints.BUNDLED_TUNES else "Song ci lines"
+        _note(f"no --checkpoint, $VAEGEN_CHECKPOINT or ./vaegen.pt: using the {which} model that ships "
               f"with vaegen; train your own with `vaegen train CORPUS`")
     return load(location, resolve_device(device))
 
