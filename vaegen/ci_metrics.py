@@ -1,10 +1,10 @@
 """How well generated Song ci keep to the rules of the form: format, rhyme, and how much is copied.
 
 Format (SongNet's Format metric): a ci matches when its clause lengths and punctuation are its
-tune's form. Rhyme: ci rhyme where a sentence ends (a clause closed by 。, ？ or !), so a ci's rhyme
+tune's form. Rhyme: ci rhyme where a sentence ends (a clause closed by 。, ？ or ！), so a ci's rhyme
 consistency is the share of those clause ends whose last character has the ci's most common rhyme.
 A character's rhyme comes from pypinyin (pronunciations of some 40,000 characters, polyphones
-included): its final without the medial i, u or ü, so that 天 tian, 山 shan and 还 huan all rhyme in
+included): its final without the medial i, u or ü, so that 天 tian, 山 shan and 关 guan all rhyme in
 "an". It is modern Mandarin, not the Song rhyme books (entering tones are lost), so it is a measure
 to compare with what the training ci score under it, not a verdict. Copying: the share of clauses
 of at least 5 characters that occur verbatim in the training corpus.
@@ -20,7 +20,7 @@ import torch
 
 from vaegen.errors import VaegenError
 from vaegen.tokenizer import Tokenizer
-from vaegen.tunes import CLAUSE, MARKS, SENTENCE_ENDS, form_of
+from vaegen.tunes import CLAUSE, SENTENCE_ENDS, character_pieces, form_of
 
 
 @lru_cache(maxsize=65_536)
@@ -40,13 +40,10 @@ def rhyme(character: str) -> str:
 
 def rhyme_classes(tokenizer: Tokenizer) -> torch.Tensor:
     """(V,) the rhyme of each piece that is one character (not a mark) as a class id; -1 for any other piece."""
-    sp = tokenizer.sp
     names: dict[str, int] = {}
     classes = torch.full((tokenizer.vocab_size,), -1, dtype=torch.long)
-    for i in range(tokenizer.vocab_size):
-        piece = sp.id_to_piece(i)
-        if len(piece) == 1 and piece not in MARKS and not (sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i)):
-            classes[i] = names.setdefault(rhyme(piece), len(names))
+    for i in character_pieces(tokenizer).nonzero().flatten().tolist():
+        classes[i] = names.setdefault(rhyme(tokenizer.sp.id_to_piece(i)), len(names))
     return classes
 
 

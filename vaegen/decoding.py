@@ -61,11 +61,12 @@ class Form(NamedTuple):
     rhymes: frozenset[int] = frozenset()
     classes: torch.Tensor | None = None
 
-    def mask(self, step: int, chosen: torch.Tensor) -> torch.Tensor:
-        """The tokens allowed at `step` after the tokens `chosen` (N, >= step): (V,), or (N, V) at a rhyme."""
-        if step not in self.rhymes or self.classes is None:
+    def mask(self, step: int, anchors: torch.Tensor | None) -> torch.Tensor:
+        """The tokens allowed at `step`: (V,), or (N, V) at a rhyme, given `anchors` (N,), each row's token at
+        step `anchor` (needed at rhyme steps alone, which all come after it)."""
+        if step not in self.rhymes or self.classes is None or anchors is None:
             return self.allowed[step]
-        return self.allowed[step] & (self.classes == self.classes[chosen[:, self.anchor]].unsqueeze(1))
+        return self.allowed[step] & (self.classes == self.classes[anchors].unsqueeze(1))
 
     def after(self, prefix: list[int]) -> Form:
         """The form of what follows `prefix`; where the anchor lies in the prefix its class is fixed."""
@@ -73,8 +74,9 @@ class Form(NamedTuple):
         if self.classes is None or self.anchor >= k:
             return Form(self.allowed[k:], self.anchor - k, frozenset(s - k for s in self.rhymes), self.classes)
         allowed = self.allowed.clone()
+        rhyming = self.classes == self.classes[prefix[self.anchor]]
         for step in self.rhymes:
-            allowed[step] &= self.classes == self.classes[prefix[self.anchor]]
+            allowed[step] &= rhyming
         return Form(allowed[k:])
 
     def to(self, device: torch.device) -> Form:
@@ -182,7 +184,7 @@ def _sample(model: SentenceVAE, z: torch.Tensor, max_length: int, strategy: Stra
         model_logprobs = logits.log_softmax(dim=-1)  # (faster on a CPU than logsumexp alone)
         logits[:, masked] = float("-inf")
         if form is not None:
-            logits.masked_fill_(~form.mask(step, tokens[rows]), float("-inf"))
+            logits.masked_fill_(~form.mask(step, tokens[rows, form.anchor]), float("-inf"))
         token = choose(logits, strategy, generator)
         tokens[rows, step] = token
         ended = token == EOS_ID
@@ -238,7 +240,11 @@ def beam_search(model: SentenceVAE, z: torch.Tensor, max_length: int, width: int
 
     vocab = logits.size(-1)
     for step in range(max_length + 1):
-        ruled_out = banned if form is None else banned | ~form.mask(step, history.view(n * width, -1))
+        if form is not None:
+            anchors = history[:, :, form.anchor].reshape(-1) if step > form.anchor else None
+            ruled_out = banned | ~form.mask(step, anchors)
+        else:
+            ruled_out = banned
         totals = (live.view(-1, 1) + logits.log_softmax(dim=-1).masked_fill(ruled_out, float("-inf"))).view(n, -1)
         values, flat = totals.topk(min(2 * width, totals.size(1)), dim=1)
         next_live = torch.full_like(live, float("-inf"))

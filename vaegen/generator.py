@@ -18,6 +18,7 @@ frequency in training; the other methods need one.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -134,16 +135,21 @@ class SentenceGenerator:
         """A label's most common form, with its rhymes if asked; None when it has none (no punctuation to follow)."""
         if (label, rhyme) not in self._forms:
             form = self._tune(label).form
+            steps = rhyme_steps(form) if form else []
             held = None
-            if form:
+            if form and rhyme and len(steps) > 1:
+                held = Form(form_masks(form, self.tokenizer), steps[0], frozenset(steps[1:]), self._rhyme_classes)
+            elif form:
                 held = Form(form_masks(form, self.tokenizer))
-                steps = rhyme_steps(form)
-                if rhyme and len(steps) > 1:
-                    from vaegen.ci_metrics import rhyme_classes
-
-                    held = Form(held.allowed, steps[0], frozenset(steps[1:]), rhyme_classes(self.tokenizer))
             self._forms[label, rhyme] = held if held is None else held.to(self.device)
         return self._forms[label, rhyme]
+
+    @functools.cached_property
+    def _rhyme_classes(self) -> torch.Tensor:
+        """Each piece's rhyme class (ci_metrics.rhyme_classes), worked out once: every tune shares it."""
+        from vaegen.ci_metrics import rhyme_classes
+
+        return rhyme_classes(self.tokenizer)
 
     def _generate(self, z: torch.Tensor, strategy: Strategy, generator: torch.Generator, max_length: int | None,
                   prefix_ids: list[int] | None = None, label: int | None = None) -> Decoded:
@@ -178,8 +184,10 @@ class SentenceGenerator:
             decoded = self._generate(z, strategy, generator, max_length)
             return generations(self.tokenizer.decode(decoded.ids), decoded.logprobs, z)
         texts, logprobs = [""] * len(z), torch.zeros(len(z))
-        for label in dict.fromkeys(labels):
-            rows = [i for i, other in enumerate(labels) if other == label]
+        groups: dict[int, list[int]] = {}
+        for row, label in enumerate(labels):
+            groups.setdefault(label, []).append(row)
+        for label, rows in groups.items():
             decoded = self._generate(z[rows], strategy, generator, max_length, label=label)
             for row, text, logprob in zip(rows, self.tokenizer.decode(decoded.ids), decoded.logprobs):
                 texts[row], logprobs[row] = text, logprob

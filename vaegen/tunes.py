@@ -104,16 +104,20 @@ class Labels:
         return cls([Tune(str(r["name"]), int(r["count"]), str(r["form"]), float(r["share"])) for r in rows])
 
 
+def character_pieces(tokenizer: Tokenizer) -> torch.Tensor:
+    """(V,) booleans: the pieces that are one character other than a mark (no byte pieces, no special ids)."""
+    sp = tokenizer.sp
+    return torch.tensor([len(piece) == 1 and piece not in MARKS and not (sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i))
+                         for i, piece in enumerate(map(sp.id_to_piece, range(tokenizer.vocab_size)))])
+
+
 def form_masks(form: str, tokenizer: Tokenizer) -> torch.Tensor:
     """(len(slots) + 1, vocab) booleans: the tokens allowed at each step of a ci in this form, the last
     step allowing only the end. A character slot allows every piece that is one character other than a
     mark (no byte pieces, no special ids); a mark slot allows that mark alone."""
     vocab = tokenizer.vocab_size
     sp = tokenizer.sp
-    characters = torch.zeros(vocab, dtype=torch.bool)
-    for i in range(vocab):
-        piece = sp.id_to_piece(i)
-        characters[i] = not (sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i)) and len(piece) == 1 and piece not in MARKS
+    characters = character_pieces(tokenizer)
     masks = []
     for slot in slots(form):
         if slot is None:
