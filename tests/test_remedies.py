@@ -185,3 +185,31 @@ def test_aggressive_phase_updates_the_encoder_first_then_ends_and_resumes_exactl
     assert run(["train", str(english_corpus), "--out", str(split), "--no-progress", "--resume",
                 "--set", "train.max_steps=0"]) == 0
     assert train_losses(split) == pytest.approx(train_losses(whole), rel=1e-5)
+
+
+def test_refinement_moves_the_encoder_alone_at_beta_one_and_can_follow_a_finished_run(english_corpus: Path,
+                                                                                       tmp_path: Path, capsys) -> None:
+    args = ["--config", str(TINY), "--no-progress", "--set", "train.log_every=1", "--set", "train.epochs=2",
+            "--set", "train.free_bits=0.5", "--set", "train.lr_schedule=linear"]
+    planned, added = tmp_path / "planned.pt", tmp_path / "added.pt"
+    assert run(["train", str(english_corpus), "--out", str(planned), *args, "--set", "train.refine_epochs=1"]) == 0
+    assert "refinement epoch 1/1" in capsys.readouterr().err
+    assert run(["train", str(english_corpus), "--out", str(added), *args]) == 0
+    before = torch.load(added, weights_only=True)["train_state"]["resume"]["model"]
+    assert run(["train", str(english_corpus), "--out", str(added), "--no-progress", "--resume",
+                "--set", "train.refine_epochs=1"]) == 0
+    assert train_losses(added) == pytest.approx(train_losses(planned), rel=1e-5)  # the same run either way
+    state = torch.load(added, weights_only=True)["train_state"]
+    encoder = {name for name, _ in tiny().named_parameters() if name.startswith(("encoder.", "to_posterior."))}
+    for name, tensor in state["resume"]["model"].items():
+        assert torch.equal(tensor, before[name]) == (name not in encoder), name
+    train = [r for r in records(added) if r["kind"] == "train"]
+    assert {r["beta"] for r in train if r["epoch"] == 3} == {1.0}
+    valid = {r["epoch"]: r["elbo"] for r in records(added) if r["kind"] == "valid"}
+    assert valid[3] < valid[2]  # q fitted to the decoder under the evaluated objective: a tighter bound
+    assert state["epoch"] == 3
+
+
+def test_refinement_needs_a_latent_code() -> None:
+    with pytest.raises(ConfigError, match="refine_epochs needs a latent code"):
+        load_config(TINY, ["model.latent_dim=0", "train.refine_epochs=1"])

@@ -82,6 +82,7 @@ class TrainConfig:
     free_bits_per_example: bool = False  # judge each example's dimensions alone (Li et al., 2019), not the batch mean
     pretrain_epochs: int = 0  # autoencoder epochs (beta = 0) before a decoder reset and the VAE (Li et al., 2019)
     aggressive_epochs: int = 0  # at most this many epochs of aggressive encoder updates (He et al., 2019); 0 = off
+    refine_epochs: int = 0  # encoder-only epochs after `epochs`, at beta = 1 without free bits or word dropout
     precision: str = "fp32"  # bf16: matrix products in bfloat16 (AMX on recent Xeons); validation stays fp32
     seed: int = 0
     log_every: int = 100  # steps between training lines in the metrics log
@@ -182,6 +183,9 @@ def validate(config: Config) -> None:
     _check(tr.free_bits >= 0.0, "train.free_bits must not be negative (0 = off)")
     _check(0 <= tr.pretrain_epochs < tr.epochs, "train.pretrain_epochs must lie in [0, train.epochs)")
     _check(tr.aggressive_epochs >= 0, "train.aggressive_epochs must not be negative (0 = off)")
+    _check(tr.refine_epochs >= 0, "train.refine_epochs must not be negative (0 = off)")
+    _check(not tr.refine_epochs or config.model.latent_dim > 0, "train.refine_epochs needs a latent code "
+           "(model.latent_dim > 0): without one there is no encoder to refine")
     _check(tr.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}")
     _check(tr.log_every >= 1, "train.log_every must be at least 1")
     _check(tr.eval_every >= 0, "train.eval_every must not be negative (0 = at epoch ends only)")

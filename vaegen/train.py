@@ -2,9 +2,12 @@
 
 Each step: beta from the annealing schedule, a length-grouped batch, word dropout on the decoder
 inputs, forward, loss (free bits applied to the KL term), backward, gradient clipping, Adam at the
-scheduled learning rate. Two remedies change the course of a run: autoencoder pretraining holds
+scheduled learning rate. Three remedies change the course of a run: autoencoder pretraining holds
 beta at 0 for its epochs, then resets the decoder and starts the schedule; aggressive training
-(He et al., 2019) gives each step encoder-only updates first, until validation MI stops rising. After
+(He et al., 2019) gives each step encoder-only updates first, until validation MI stops rising; and
+refinement epochs after the last one update the encoder alone at beta = 1 without free bits or word
+dropout, the decoder in eval mode, so that q(z|x) fits the finished decoder under the very objective
+that evaluation scores (free bits leave q wherever its floor binds, which loosens the bound). After
 each epoch the model is scored on the validation lines at beta = 1 (-ELBO, KL, MI, active units). The
 checkpoint file holds the best weights by validation -ELBO (what `sample` uses) and everything
 needed to resume exactly where training stopped: the latest weights, Adam's state, both random
@@ -96,7 +99,7 @@ def stop_on_signal() -> Iterator[StopRequest]:
 
 AGGRESSIVE_MAX_STEPS = 100  # encoder-only updates per decoder update at most (He et al., 2019)
 RESUMABLE_KEYS = {"train.epochs", "train.max_steps", "train.log_every", "train.eval_every", "train.checkpoint_every",
-                  "train.checkpoint_minutes", "train.max_nonfinite_skips"}
+                  "train.checkpoint_minutes", "train.max_nonfinite_skips", "train.refine_epochs"}
 
 
 def load_resumable(out: Path, overrides: list[str]) -> tuple[Config, dict[str, Any]]:
@@ -108,9 +111,10 @@ def load_resumable(out: Path, overrides: list[str]) -> tuple[Config, dict[str, A
     if "resume" not in state:
         raise TrainingError(f"{out} holds no training state to resume; start a new run with --force or another --out")
     config = apply_overrides(Config.from_dict(payload["config"], source=f"{out} config"), overrides, RESUMABLE_KEYS)
-    if state["epoch"] >= config.train.epochs or (config.train.max_steps and state["step"] >= config.train.max_steps):
+    epochs = config.train.epochs + config.train.refine_epochs
+    if state["epoch"] >= epochs or (config.train.max_steps and state["step"] >= config.train.max_steps):
         raise TrainingError(f"the run in {out} is complete ({state['epoch']} epochs, {state['step']} steps); "
-                            f"raise --epochs or --max-steps to train further")
+                            f"raise --epochs, --max-steps or train.refine_epochs to train further")
     return config, payload
 
 
@@ -228,7 +232,7 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
         }, labels)
 
     def finished() -> bool:
-        return epoch >= tc.epochs or bool(tc.max_steps and step >= tc.max_steps)
+        return epoch >= tc.epochs + tc.refine_epochs or bool(tc.max_steps and step >= tc.max_steps)
 
     def interrupted() -> Interrupted:
         save()
@@ -277,17 +281,18 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
         best, best_weights = None, None  # the autoencoder's weights are no VAE to keep
         log(f"autoencoder pretraining done after {tc.pretrain_epochs} epochs: decoder reset, annealing starts")
 
-    def batch_terms(indices: list[int], beta: float) -> LossTerms:
-        """Forward this rank's share of a global batch, word dropout and fresh noise included, to its loss terms."""
+    def batch_terms(indices: list[int], beta: float, plain: bool = False) -> LossTerms:
+        """Forward this rank's share of a global batch, word dropout and fresh noise included, to its loss terms;
+        `plain`: the evaluated objective, without word dropout or free bits."""
         share = indices[rank::world] or indices[:1]
         share_labels = None if train_label_ids is None else [train_label_ids[i] for i in share]
         batch = collate([train_ids[i] for i in share], share_labels).to(device)
-        inputs = word_dropout(batch.decoder_inputs, tc.word_dropout, UNK_ID, noise)
+        inputs = word_dropout(batch.decoder_inputs, 0.0 if plain else tc.word_dropout, UNK_ID, noise)
         eps = torch.randn(len(share), config.model.latent_dim, generator=noise).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low_precision):
             output = replicated(batch.tokens, batch.lengths, inputs, eps, batch.labels)
-        return vae_loss(output.hidden, model.output.weight, model.output.bias, batch.tokens,
-                        output.mu, output.logvar, beta, dtype, tc.free_bits, tc.free_bits_per_example)
+        return vae_loss(output.hidden, model.output.weight, model.output.bias, batch.tokens, output.mu, output.logvar,
+                        beta, dtype, 0.0 if plain else tc.free_bits, tc.free_bits_per_example)
 
     def update(loss: torch.Tensor, rate: float, moving: set[int] | None = None) -> None:
         """One clipped Adam step at `rate`; with `moving`, only the parameters whose ids it holds change."""
@@ -323,25 +328,33 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
     pretrain_steps = tc.pretrain_epochs * steps_per_epoch  # beta is 0 before, the schedule starts after
     total_steps = tc.epochs * steps_per_epoch  # what the learning-rate schedule spans
     total_steps = min(total_steps, tc.max_steps or total_steps)
+    refine_steps = tc.refine_epochs * steps_per_epoch
     with stop_on_signal() as stop:
         while not finished():
             if pretrain_steps and step == pretrain_steps:  # an epoch boundary: pretraining is whole epochs
                 reset_decoder()
             batches = epoch_batches(lengths, tc.batch_size, tc.seed, epoch)
             bar = tqdm(batches[position:], initial=position, total=len(batches), unit="batch",
-                       desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not progress, dynamic_ncols=True)
+                       desc=f"epoch {epoch + 1}/{tc.epochs + tc.refine_epochs}", disable=not progress, dynamic_ncols=True)
             window_steps, window_tokens, window_sentences, window_start = 0, 0, 0, time.perf_counter()
             window_encoder_steps = 0
-            aggressive_now = aggressive and epoch >= tc.pretrain_epochs  # after any autoencoder pretraining
+            aggressive_now = aggressive and tc.pretrain_epochs <= epoch < tc.epochs  # after any pretraining
+            refining = epoch >= tc.epochs
+            model.train(not refining)  # refinement fits q to the decoder as evaluation runs it: no dropout
+            if refining and position == 0:
+                log(f"refinement epoch {epoch + 1 - tc.epochs}/{tc.refine_epochs}: the encoder alone, at beta = 1 "
+                    f"without free bits or word dropout")
             for indices in bar:
                 beta = kl_weight(step - pretrain_steps, config.anneal) if step >= pretrain_steps else 0.0
                 rate = learning_rate(step, total_steps, tc)
+                if refining:  # the schedule's shape again, over the refinement's own steps
+                    beta, rate = 1.0, learning_rate(step - tc.epochs * steps_per_epoch, refine_steps, tc)
                 if aggressive_now:
                     window_encoder_steps += encoder_steps(indices, beta, rate)
-                terms = batch_terms(indices, beta)
+                terms = batch_terms(indices, beta, plain=refining)
                 loss, stop_now = distributed.agree(terms.loss.item(), stop.requested, device)
                 if math.isfinite(loss):
-                    update(terms.loss, rate, decoder_side if aggressive_now else None)
+                    update(terms.loss, rate, encoder_side if refining else decoder_side if aggressive_now else None)
                 else:
                     skipped += 1
                     if skipped > tc.max_nonfinite_skips:
