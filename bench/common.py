@@ -34,15 +34,19 @@ class ChildRun:
 def run_child(args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None,
               stdout: Path | None = None) -> ChildRun:
     """Run a command, returning its wall time and its own peak RSS (from wait4, not the whole tree);
-    its standard output goes to the file `stdout`, or nowhere."""
+    its standard output goes to the file `stdout` (replaced only when the command succeeds, so a stopped
+    run never leaves a truncated result behind), or nowhere."""
     start = time.perf_counter()
-    sink = stdout.open("w", encoding="utf-8") if stdout is not None else subprocess.DEVNULL
+    partial = Path(f"{stdout}.partial")
+    sink = partial.open("w", encoding="utf-8") if stdout is not None else subprocess.DEVNULL
     process = subprocess.Popen(args, cwd=cwd, env=env, stdout=sink, stderr=subprocess.PIPE, text=True)
     stderr = process.stderr.read() if process.stderr else ""
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     if stdout is not None:
         sink.close()  # type: ignore[union-attr]
+        if process.returncode == 0:
+            partial.replace(stdout)
     return ChildRun(time.perf_counter() - start, usage.ru_maxrss / 1024, process.returncode, stderr)
 
 

@@ -3,7 +3,9 @@ both on a test split with `vaegen eval`, and print the table; `ptb.py` and `song
 
 Each model is a real `vaegen train` run (validation file given) followed by a real `vaegen eval --json`.
 Checkpoints stay in --out, so a finished model is reused when the script runs again (delete it to retrain),
-and an unfinished one (the script was stopped) is resumed where it stopped.
+and an unfinished one (the script was stopped) is resumed where it stopped. So is a model's score, when it
+is newer than the checkpoint and has the same K (delete `NAME.eval.json` to score again, e.g. at another
+--eval-precision).
 """
 
 from __future__ import annotations
@@ -51,6 +53,14 @@ def unfinished(model: Path) -> bool:
     return state["epoch"] < train["epochs"] and not (train["max_steps"] and state["step"] >= train["max_steps"])
 
 
+def scored(result: Path, model: Path, iw_samples: int) -> bool:
+    """Whether `result` holds a score of the checkpoint now at `model`, with K = `iw_samples` for a VAE."""
+    if not result.exists() or result.stat().st_mtime < model.stat().st_mtime:
+        return False
+    report = json.loads(result.read_text(encoding="utf-8"))
+    return report["iw_samples"] == (iw_samples if report["latent_dim"] else 1)
+
+
 def train_and_evaluate(name: str, corpus: Corpus, args: argparse.Namespace, overrides: list[str]) -> dict[str, float]:
     """Train with `overrides` on top of --config (unless a finished checkpoint is there; an unfinished one is
     resumed) and evaluate one model; returns eval's figures plus timings."""
@@ -73,10 +83,13 @@ def train_and_evaluate(name: str, corpus: Corpus, args: argparse.Namespace, over
     command = [sys.executable, "-m", "vaegen", "eval", str(corpus.test), "-c", str(model), "--json",
                "--iw-samples", str(args.iw_samples), "--train", str(corpus.train), "--precision", args.eval_precision,
                "--no-progress"]
-    print(f"evaluating {name}: {' '.join(command[2:])}", flush=True)
-    child = run_child(command, cwd=ROOT, stdout=result)
-    if child.returncode != 0:
-        raise SystemExit(f"vaegen eval failed:\n{child.stderr}")
+    if scored(result, model, args.iw_samples):
+        print(f"reusing the score of {name} in {result}", flush=True)
+    else:
+        print(f"evaluating {name}: {' '.join(command[2:])}", flush=True)
+        child = run_child(command, cwd=ROOT, stdout=result)
+        if child.returncode != 0:
+            raise SystemExit(f"vaegen eval failed:\n{child.stderr}")
     report = json.loads(result.read_text(encoding="utf-8"))
     state = torch.load(model, weights_only=True)["train_state"]
     report["train_minutes"] = state["seconds"] / 60

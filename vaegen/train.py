@@ -326,8 +326,8 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
 
     steps_per_epoch = math.ceil(len(lengths) / tc.batch_size)
     pretrain_steps = tc.pretrain_epochs * steps_per_epoch  # beta is 0 before, the schedule starts after
-    total_steps = tc.epochs * steps_per_epoch  # what the learning-rate schedule spans
-    total_steps = min(total_steps, tc.max_steps or total_steps)
+    main_steps = tc.epochs * steps_per_epoch  # any refinement epochs come after these
+    total_steps = min(main_steps, tc.max_steps or main_steps)  # what the learning-rate schedule spans
     refine_steps = tc.refine_epochs * steps_per_epoch
     with stop_on_signal() as stop:
         while not finished():
@@ -345,10 +345,11 @@ def fit(config: Config, train_lines: list[str], valid_lines: list[str], out: Pat
                 log(f"refinement epoch {epoch + 1 - tc.epochs}/{tc.refine_epochs}: the encoder alone, at beta = 1 "
                     f"without free bits or word dropout")
             for indices in bar:
-                beta = kl_weight(step - pretrain_steps, config.anneal) if step >= pretrain_steps else 0.0
-                rate = learning_rate(step, total_steps, tc)
-                if refining:  # the schedule's shape again, over the refinement's own steps
-                    beta, rate = 1.0, learning_rate(step - tc.epochs * steps_per_epoch, refine_steps, tc)
+                if refining:  # beta = 1, and the schedule's shape again over the refinement's own steps
+                    beta, rate = 1.0, learning_rate(step - main_steps, refine_steps, tc)
+                else:
+                    beta = kl_weight(step - pretrain_steps, config.anneal) if step >= pretrain_steps else 0.0
+                    rate = learning_rate(step, total_steps, tc)
                 if aggressive_now:
                     window_encoder_steps += encoder_steps(indices, beta, rate)
                 terms = batch_terms(indices, beta, plain=refining)
