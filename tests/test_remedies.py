@@ -110,6 +110,33 @@ def test_output_dropout_acts_in_training_only() -> None:
                        model.decoder_states(inputs, z, model.initial_state(z))[0])
 
 
+def test_weight_drop_masks_the_recurrent_weights_in_training_only() -> None:
+    model = tiny(weight_drop=0.5, z_every_step=False)
+    inputs, z = torch.randint(4, VOCAB, (3, 5)), torch.randn(3, 4)
+    state = model.initial_state(z)
+    weight = model.decoder.weight_hh_l0
+    before = weight.detach().clone()
+    torch.manual_seed(1)
+    dropped = model.train().decoder_states(inputs, z, state)[0]
+    torch.manual_seed(1)
+    mask = torch.nn.functional.dropout(torch.ones_like(weight), 0.5)  # the mask that call drew
+    reference = torch.nn.GRU(8, 8, batch_first=True)
+    reference.load_state_dict(model.decoder.state_dict())
+    with torch.no_grad():
+        reference.weight_hh_l0.mul_(mask)
+    expected = reference(model.embedding(inputs), state)[0]
+    torch.testing.assert_close(dropped, expected)
+    dropped.sum().backward()
+    assert weight.grad is not None and weight.grad.abs().sum() > 0  # the gradient reaches the parameter...
+    assert (weight.grad[mask == 0] == 0).all()  # ...through the mask
+    assert torch.equal(weight, before)  # the parameter itself is never masked
+    model.eval()
+    full = model.decoder_states(inputs, z, state)[0]
+    torch.testing.assert_close(full, model.decoder(model.embedding(inputs), state)[0])
+    with pytest.raises(ConfigError, match="weight_drop"):
+        load_config(TINY, ["model.weight_drop=1.0"])
+
+
 @pytest.mark.parametrize("tie", [False, True])
 def test_reset_decoder_keeps_the_encoder(tie: bool) -> None:
     model = tiny(tie_embeddings=tie)

@@ -53,6 +53,7 @@ class ModelConfig:
     z_every_step: bool = True  # z is concatenated to every decoder input
     embed_dropout: float = 0.2  # on the decoder's input embeddings (the encoder reads every word)
     output_dropout: float = 0.0  # on the decoder's states before the output layer
+    weight_drop: float = 0.0  # DropConnect on the decoder GRU's recurrent weights (Merity et al., 2018); 0 = off
     tie_embeddings: bool = False  # the output layer reuses the embedding matrix (needs embed_dim == hidden_dim)
     bn_gamma: float = 0.0  # BN-VAE (Zhu et al., 2020): batch-normalised posterior means with this fixed scale; 0 = off
     label_dim: int = 0  # > 0: conditional VAE on "label<TAB>text" lines; the label's embedding (Song ci: the tune)
@@ -162,8 +163,8 @@ def validate(config: Config) -> None:
         _check(getattr(m, name) >= 1, f"model.{name} must be at least 1")
     _check(m.encoder_dim >= 0, "model.encoder_dim must not be negative (0 = hidden_dim)")
     _check(m.latent_dim >= 0, "model.latent_dim must not be negative (0 = a language model without a latent code)")
-    _check(0.0 <= m.embed_dropout < 1.0 and 0.0 <= m.output_dropout < 1.0,
-           "model.embed_dropout and model.output_dropout must lie in [0, 1)")
+    _check(all(0.0 <= getattr(m, name) < 1.0 for name in ("embed_dropout", "output_dropout", "weight_drop")),
+           "model.embed_dropout, model.output_dropout and model.weight_drop must lie in [0, 1)")
     _check(not m.tie_embeddings or m.embed_dim == m.hidden_dim,
            "model.tie_embeddings needs model.embed_dim equal to model.hidden_dim")
     _check(m.bn_gamma >= 0.0, "model.bn_gamma must not be negative (0 = off)")

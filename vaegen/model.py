@@ -121,8 +121,19 @@ class SentenceVAE(nn.Module):
         x = self.dropout(self.embedding(inputs))  # (B, T, E): dropout on the decoder's side alone, as in the reference
         if self.config.z_every_step:
             x = torch.cat([x, code.unsqueeze(1).expand(-1, x.size(1), -1)], dim=-1)  # (B, T, E + L + C)
-        out, state = self.decoder(x, state)
+        out, state = self._recur(x, state)
         return self.output_dropout(out), state
+
+    def _recur(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoder GRU; in training with weight_drop, one DropConnect mask on its hidden-to-hidden weights per
+        batch (AWD-LSTM, Merity et al., 2018): it regularises the recurrence itself, which dropout on inputs and
+        outputs does not reach, and keeps the fused GRU kernel."""
+        p = self.config.weight_drop
+        if not (self.training and p):
+            return self.decoder(x, state)
+        dropped = {name: nn.functional.dropout(weight, p) for name, weight in self.decoder.named_parameters()
+                   if name.startswith("weight_hh")}
+        return torch.func.functional_call(self.decoder, dropped, (x, state))
 
     def decode(self, inputs: torch.Tensor, code: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Like `decoder_states` but returning logits (B, T, V): for generation, one step at a time.
