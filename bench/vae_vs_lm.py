@@ -4,8 +4,7 @@ both on a test split with `vaegen eval`, and print the table; `ptb.py` and `song
 Each model is a real `vaegen train` run (validation file given) followed by a real `vaegen eval --json`.
 Checkpoints stay in --out, so a finished model is reused when the script runs again (delete it to retrain),
 and an unfinished one (the script was stopped) is resumed where it stopped. So is a model's score, when it
-is newer than the checkpoint and has the same K (delete `NAME.eval.json` to score again, e.g. at another
---eval-precision).
+is newer than the checkpoint and has the same K and --eval-precision (delete `NAME.eval.json` to score again).
 """
 
 from __future__ import annotations
@@ -53,12 +52,13 @@ def unfinished(model: Path) -> bool:
     return state["epoch"] < train["epochs"] and not (train["max_steps"] and state["step"] >= train["max_steps"])
 
 
-def scored(result: Path, model: Path, iw_samples: int) -> bool:
-    """Whether `result` holds a score of the checkpoint now at `model`, with K = `iw_samples` for a VAE."""
+def scored(result: Path, model: Path, iw_samples: int, precision: str) -> bool:
+    """Whether `result` holds a score of the checkpoint now at `model` in `precision`, with K = `iw_samples` for
+    a VAE (a score written before eval reported its precision is taken as not matching)."""
     if not result.exists() or result.stat().st_mtime < model.stat().st_mtime:
         return False
     report = json.loads(result.read_text(encoding="utf-8"))
-    return report["iw_samples"] == (iw_samples if report["latent_dim"] else 1)
+    return report.get("precision") == precision and report["iw_samples"] == (iw_samples if report["latent_dim"] else 1)
 
 
 def train_and_evaluate(name: str, corpus: Corpus, args: argparse.Namespace, overrides: list[str]) -> dict[str, float]:
@@ -83,7 +83,7 @@ def train_and_evaluate(name: str, corpus: Corpus, args: argparse.Namespace, over
     command = [sys.executable, "-m", "vaegen", "eval", str(corpus.test), "-c", str(model), "--json",
                "--iw-samples", str(args.iw_samples), "--train", str(corpus.train), "--precision", args.eval_precision,
                "--no-progress"]
-    if scored(result, model, args.iw_samples):
+    if scored(result, model, args.iw_samples, args.eval_precision):
         print(f"reusing the score of {name} in {result}", flush=True)
     else:
         print(f"evaluating {name}: {' '.join(command[2:])}", flush=True)

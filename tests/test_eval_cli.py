@@ -17,7 +17,7 @@ from vaegen.data import split_valid
 from vaegen.train import fit
 
 KEYS = {"sentences", "tokens", "nll", "ppl", "elbo", "rec", "kl", "mi", "au", "bleu", "distinct_1", "distinct_2",
-        "self_bleu", "copy_rate", "units", "unit", "iw_samples"}
+        "self_bleu", "copy_rate", "units", "unit", "iw_samples", "precision"}
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_eval_reports_every_figure_consistently(capsys: pytest.CaptureFixture[st
     report = eval_json(capsys, tiny_checkpoint, str(valid), "-k", "50", "--samples", "40", "--train", str(train))
     assert KEYS <= report.keys()
     lines = valid.read_text(encoding="utf-8").splitlines()
-    assert report["sentences"] == len(lines) and report["unit"] == "word"
+    assert report["sentences"] == len(lines) and report["unit"] == "word" and report["precision"] == "fp32"
     assert report["units"] == sum(len(line.split()) + 1 for line in lines)
     assert report["ppl"] == pytest.approx(math.exp(report["nll"] * report["sentences"] / report["units"]), rel=1e-6)
     assert report["nll"] <= report["elbo"]

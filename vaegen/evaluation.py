@@ -154,6 +154,7 @@ class Evaluation:
     units: int  # what perplexity is per: words (or characters for CJK text) + one end of sentence per line
     unit: str  # "word" or "character"
     iw_samples: int
+    precision: str  # "fp32" or "bf16": the arithmetic of the decoder passes behind nll, elbo and rec
     nll: float  # importance-weighted estimate of -log p(x)
     ppl: float  # exp(nll total / units)
     elbo: float  # -ELBO at beta = 1 (an upper bound on nll)
@@ -196,7 +197,7 @@ def evaluate(model: SentenceGenerator, lines: list[str], iw_samples: int = 500, 
         copied = sum(text in seen for text in drawn) / len(drawn)
     return Evaluation(
         sentences=n, tokens=scores.tokens, units=units, unit="character" if cjk else "word",
-        iw_samples=iw_samples if model.latent_dim else 1, nll=nll_total / n, ppl=math.exp(nll_total / units),
+        iw_samples=iw_samples if model.latent_dim else 1, precision=precision, nll=nll_total / n, ppl=math.exp(nll_total / units),
         elbo=(scores.rec + scores.kl).mean().item(), rec=scores.rec.mean().item(), kl=scores.kl.mean().item(),
         mi=metrics.mutual_information(scores.mu, scores.logvar, scores.z), au=metrics.active_units(scores.mu),
         latent_dim=model.latent_dim, bleu=metrics.corpus_bleu(reconstructions, lines, cjk), samples=len(drawn),
