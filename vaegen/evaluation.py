@@ -197,7 +197,8 @@ def evaluate(model: SentenceGenerator, lines: list[str], iw_samples: int = 500, 
         copied = sum(text in seen for text in drawn) / len(drawn)
     return Evaluation(
         sentences=n, tokens=scores.tokens, units=units, unit="character" if cjk else "word",
-        iw_samples=iw_samples if model.latent_dim else 1, precision=precision, nll=nll_total / n, ppl=math.exp(nll_total / units),
+        iw_samples=iw_samples if model.latent_dim else 1, precision=precision, nll=nll_total / n,
+        ppl=math.exp(nll_total / units),
         elbo=(scores.rec + scores.kl).mean().item(), rec=scores.rec.mean().item(), kl=scores.kl.mean().item(),
         mi=metrics.mutual_information(scores.mu, scores.logvar, scores.z), au=metrics.active_units(scores.mu),
         latent_dim=model.latent_dim, bleu=metrics.corpus_bleu(reconstructions, lines, cjk), samples=len(drawn),
