@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def run_child(args: list[str], cwd: Path | None = None, env: dict[str, str] | No
     return ChildRun(time.perf_counter() - start, usage.ru_maxrss / 1024, process.returncode, stderr)
 
 
-def table(headers: list[str], rows: list[list[object]]) -> str:
+def table(headers: list[str], rows: Sequence[Sequence[object]]) -> str:
     """A Markdown table, ready to paste into docs/BENCHMARKS.md."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]

@@ -16,7 +16,7 @@ import torch
 from common import ROOT, machine, run_child, table
 
 
-def train_once(data: Path, config: Path, precision: str, epochs: int, overrides: list[str]) -> list[object]:
+def train_once(data: Path, config: Path, precision: str, epochs: int, overrides: list[str]) -> list[str]:
     with tempfile.TemporaryDirectory() as directory:
         out = Path(directory) / f"{precision}.pt"
         args = [sys.executable, "-m", "vaegen", "train", str(data / "ptb.train.txt"), "--valid",

@@ -62,7 +62,7 @@ def main() -> None:
     copied, counted = copied_share(generated, texts)
     held = set(reference)
     own_copied, own_counted = copied_share(reference, [text for text in texts if text not in held])
-    rows = [
+    rows: list[list[object]] = [
         ["samples", len(generated), f"{100 * format_accuracy(generated, forms):.1f}%",
          f"{mean_rhyme_consistency(generated):.3f}", f"{distinct_n(generated, 1, True):.3f}",
          f"{distinct_n(generated, 2, True):.3f}", f"{100 * copied / counted:.1f}% of {counted:,}"],

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import vaegen
-from vaegen import checkpoint
+from vaegen import checkpoint, files
 from vaegen.data import collate
 from vaegen.errors import CheckpointError, TrainingError
-from vaegen.train import load_resumable
+from vaegen.resume import load_resumable
 
 
 def test_round_trip_gives_identical_outputs(tiny_checkpoint: Path, tmp_path: Path) -> None:
@@ -53,14 +53,16 @@ def test_save_is_atomic_and_leaves_no_temporary_files(tiny_checkpoint: Path, tmp
 
 
 class RunsCode:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
     def __reduce__(self):
         return (os.system, (f"touch {self.marker}",))
 
 
 def test_pickle_that_would_run_code_is_refused_unexecuted(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
-    payload = RunsCode()
-    payload.marker = marker
+    payload = RunsCode(marker)
     evil = tmp_path / "evil.pt"
     torch.save({"format": checkpoint.FORMAT, "version": 1, "x": payload}, evil)
     with pytest.raises(CheckpointError, match="would run code"):
@@ -94,12 +96,12 @@ def test_check_writable(tmp_path: Path) -> None:
     existing = tmp_path / "x.pt"
     existing.write_bytes(b"keep me")
     with pytest.raises(CheckpointError, match="already exists"):
-        checkpoint.check_writable(existing, overwrite=False)
-    checkpoint.check_writable(existing, overwrite=True)
+        files.check_writable(existing, overwrite=False)
+    files.check_writable(existing, overwrite=True)
     with pytest.raises(CheckpointError, match="does not exist"):
-        checkpoint.check_writable(tmp_path / "no" / "x.pt", overwrite=False)
+        files.check_writable(tmp_path / "no" / "x.pt", overwrite=False)
     with pytest.raises(CheckpointError, match="is a directory"):
-        checkpoint.check_writable(tmp_path, overwrite=True)
+        files.check_writable(tmp_path, overwrite=True)
     assert existing.read_bytes() == b"keep me"
 
 

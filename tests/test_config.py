@@ -1,5 +1,7 @@
-"""Presets and overrides: every shipped preset loads, and bad keys or values are refused by name."""
+"""Presets and overrides: every shipped preset loads with the values it sets, and bad keys or values are
+refused by name."""
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -10,8 +12,11 @@ from vaegen.errors import ConfigError
 
 
 @pytest.mark.parametrize("preset", sorted((ROOT / "configs").glob("*.toml")), ids=lambda p: p.name)
-def test_shipped_presets_load(preset: Path) -> None:
-    load_config(preset)
+def test_shipped_presets_load_with_every_value_they_set(preset: Path) -> None:
+    written = tomllib.loads(preset.read_text(encoding="utf-8"))
+    loaded = load_config(preset).to_dict()
+    assert written, "an empty preset"
+    assert {section: {key: loaded[section][key] for key in keys} for section, keys in written.items()} == written
 
 
 def test_overrides_are_typed_and_applied_in_order() -> None:

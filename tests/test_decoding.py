@@ -142,6 +142,7 @@ def region_model() -> SentenceVAE:
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.zero_()
+        assert model.latent_to_hidden is not None
         model.latent_to_hidden.weight[0, 0] = 5.0  # h0[0] = tanh(5 z); a zero GRU halves the state each step
         model.output.weight[5, 0], model.output.weight[6, 0] = 12.0, -12.0
     return model

@@ -1,6 +1,7 @@
 """The generation commands end to end on a tiny trained model: sample, reconstruct, encode,
 interpolate and complete, their output formats and their reproducibility."""
 
+import itertools
 import json
 from pathlib import Path
 
@@ -74,6 +75,14 @@ def test_encode_writes_mu_and_sigma_as_json_lines_or_npy(tiny_checkpoint: Path, 
     assert np.allclose(array[:, 0], posterior.mu.numpy()) and (array[:, 1] > 0).all()
 
 
+def test_encode_takes_json_as_every_generation_command_does(tiny_checkpoint: Path, tmp_path: Path, capsys) -> None:
+    lines = run_cli(capsys, tiny_checkpoint, "encode", *SENTENCES)
+    assert run_cli(capsys, tiny_checkpoint, "encode", *SENTENCES, "--json") == lines
+    assert_user_error(run_in_process(capsys, "encode", *SENTENCES, "--json", "--output", str(tmp_path / "codes.npy"),
+                                     "-c", str(tiny_checkpoint)), "drop one of the two")
+    assert not (tmp_path / "codes.npy").exists()
+
+
 def test_interpolate_paths_random_endpoints_and_unique(tiny_checkpoint: Path, capsys) -> None:
     for path in ("linear", "slerp"):
         assert len(run_cli(capsys, tiny_checkpoint, "interpolate", *SENTENCES, "--path", path, "--steps", "5")) == 5
@@ -86,9 +95,22 @@ def test_interpolate_paths_random_endpoints_and_unique(tiny_checkpoint: Path, ca
     assert half[0] == run_cli(capsys, tiny_checkpoint, "reconstruct", SENTENCES[0])[0]
 
 
-def test_complete_keeps_the_prefix_verbatim(tiny_checkpoint: Path, capsys) -> None:
+def test_complete_puts_the_codes_that_explain_the_prefix_best_first(tiny_checkpoint: Path, capsys) -> None:
+    import torch
+
+    from vaegen.decoding import prefix_log_likelihood
+
+    model = vaegen.load(tiny_checkpoint, "cpu")
     for prefix in ("the cat", "a dog paints ", "the old man remembers"):
-        lines = run_cli(capsys, tiny_checkpoint, "complete", prefix, "-n", "4", "--seed", "0")
-        assert len(lines) == 4 and all(line.startswith(prefix) for line in lines), lines
+        rows = [json.loads(line) for line in run_cli(capsys, tiny_checkpoint, "complete", prefix, "-n", "6", "--seed",
+                                                     "0", "--json", "--with-z")]
+        assert len(rows) == 6 and all(r["text"].startswith(prefix) for r in rows), rows
+        with torch.no_grad():
+            explained = prefix_log_likelihood(model.model, torch.tensor([r["z"] for r in rows]),
+                                              model.tokenizer.encode([prefix])[0]).tolist()
+        # the most prefix-likely codes first (z is printed to 5 decimals, hence the tolerance)
+        assert all(first >= second - 1e-3 for first, second in itertools.pairwise(explained)), explained
+        # each logprob is the prefix's plus the rest's, end of sentence included: below the prefix's alone
+        assert all(r["logprob"] < likelihood + 1e-3 for r, likelihood in zip(rows, explained))
     beams = run_cli(capsys, tiny_checkpoint, "complete", "the cat", "-n", "2", "--beam", "3", "--seed", "0")
-    assert all(line.startswith("the cat") for line in beams)
+    assert len(beams) == 2 and all(line.startswith("the cat") for line in beams)

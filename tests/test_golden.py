@@ -15,7 +15,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "golden"))
-from runs import RECORD, RUNS, host, run  # noqa: E402
+from runs import RECORD, RUNS, host, run
 
 RECORDED = json.loads(RECORD.read_text())
 

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from vaegen.config import TrainConfig
-from vaegen.train import learning_rate
+from vaegen.phases import learning_rate
 
 
 def test_constant_keeps_the_rate() -> None:

@@ -13,7 +13,6 @@ from vaegen import metrics
 from vaegen.config import ModelConfig
 from vaegen.evaluation import score_corpus
 from vaegen.model import SentenceVAE
-from vaegen.objectives import reconstruction_nll
 from vaegen.tokenizer import BOS_ID
 
 
@@ -40,7 +39,7 @@ def exact_nll(model: SentenceVAE, sentence: list[int], points: int = 40_001, bou
     tokens = torch.tensor(sentence + [3], dtype=torch.long).expand(points, -1)
     inputs = torch.cat([torch.full((points, 1), BOS_ID), tokens[:, :-1]], dim=1)
     hidden, _ = model.decoder_states(inputs, z, model.initial_state(z))
-    log_px_z = -reconstruction_nll(hidden, model.output.weight, model.output.bias, tokens, torch.float64)
+    log_px_z = -model.token_nll(hidden, tokens, torch.float64)
     log_joint = log_px_z + metrics.gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
     weights = torch.full((points,), 2 * bound / (points - 1), dtype=torch.float64)
     weights[[0, -1]] /= 2
@@ -106,6 +105,28 @@ def test_mutual_information_of_a_gaussian_channel() -> None:
     z = mu + sigma * torch.randn(n, 2)
     expected = 2 * 0.5 * math.log(1 + s**2 / sigma**2)
     assert metrics.mutual_information(mu, logvar, z) == pytest.approx(expected, abs=0.08)
+
+
+def test_mutual_information_cannot_pass_log_n_and_then_says_it_is_saturated() -> None:
+    """A code of 3 x 1/2 log(1 + 10^6) = 20.7 nats estimated from 300 sentences reads log 300 = 5.7: the
+    estimate tells about N, not the code; a 0.8-nat channel over 4000 sentences stays clear of its ceiling."""
+    torch.manual_seed(0)
+    n, sigma = 300, 1e-3
+    mu = torch.randn(n, 3)
+    rich = metrics.mutual_information(mu, torch.full((n, 3), math.log(sigma**2)), mu + sigma * torch.randn(n, 3))
+    ceiling = metrics.mi_ceiling(n)
+    assert ceiling == math.log(n) and rich == pytest.approx(ceiling, abs=0.2) and metrics.mi_saturated(rich, ceiling)
+    mu = torch.randn(4000, 2)
+    modest = metrics.mutual_information(mu, torch.full((4000, 2), math.log(0.25)), mu + 0.5 * torch.randn(4000, 2))
+    assert not metrics.mi_saturated(modest, metrics.mi_ceiling(4000))
+
+
+def test_saturation_starts_at_a_share_of_log_n() -> None:
+    ceiling = math.log(565)
+    assert metrics.mi_saturated(metrics.MI_SATURATION_SHARE * ceiling, ceiling)
+    assert not metrics.mi_saturated(metrics.MI_SATURATION_SHARE * ceiling - 0.01, ceiling)
+    assert metrics.mi_saturated(6.51, ceiling)  # sampling noise can carry it above log N
+    assert metrics.mi_ceiling(0) == metrics.mi_ceiling(1) == 0.0 and not metrics.mi_saturated(0.0, 0.0)
 
 
 def test_active_units_count_dimensions_whose_mean_varies() -> None:

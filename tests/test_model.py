@@ -1,16 +1,20 @@
 """The model's shapes, padding invariance, conditioning variants and step-by-step decoding."""
 
+from typing import Any
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from vaegen.config import ModelConfig
 from vaegen.data import collate
 from vaegen.model import SentenceVAE
+from vaegen.tokenizer import PAD_ID
 
 VOCAB = 30
 
 
-def tiny(**overrides: object) -> SentenceVAE:
+def tiny(**overrides: Any) -> SentenceVAE:
     torch.manual_seed(0)
     config = ModelConfig(embed_dim=8, hidden_dim=12, latent_dim=4, embed_dropout=0.0, **overrides)
     return SentenceVAE(config, VOCAB).eval()
@@ -85,3 +89,15 @@ def test_embedding_dropout_reaches_the_decoder_alone() -> None:
     first, _ = model.decoder_states(batch.decoder_inputs, z, model.initial_state(z))
     second, _ = model.decoder_states(batch.decoder_inputs, z, model.initial_state(z))
     assert not torch.equal(first, second)
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_token_nll_sums_the_cross_entropy_of_real_tokens_per_sentence(tie: bool) -> None:
+    torch.manual_seed(0)
+    config = ModelConfig(embed_dim=8, hidden_dim=8, latent_dim=4, embed_dropout=0.0, tie_embeddings=tie)
+    model = SentenceVAE(config, VOCAB).eval()
+    batch = collate(SENTENCES)
+    out = model(batch.tokens, batch.lengths, batch.decoder_inputs, None)
+    logits = model.decode(batch.decoder_inputs, out.z, model.initial_state(out.z))[0]  # (B, T, V)
+    per_token = F.cross_entropy(logits.transpose(1, 2), batch.tokens, ignore_index=PAD_ID, reduction="none")
+    assert torch.allclose(model.token_nll(out.hidden, batch.tokens), per_token.sum(dim=1), atol=1e-5)

@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import TINY, english_lines
 
-from vaegen import checkpoint
+from vaegen import checkpoint, metrics_log
 from vaegen import train as training
 from vaegen.cli import run
 from vaegen.config import load_config
@@ -21,9 +21,11 @@ from vaegen.data import split_valid
 from vaegen.errors import TrainingError
 
 
-def train_losses(out: Path) -> dict[int, float]:
-    lines = training.metrics_path(out).read_text(encoding="utf-8").splitlines()
-    return {r["step"]: r["loss"] for r in map(json.loads, lines) if r["kind"] == "train"}
+def train_losses(out: Path) -> list[tuple[int, float]]:
+    """The (step, loss) training records of a run's metrics log in the order written, so that a step
+    logged twice (a resumed run that redoes steps without rewinding the log) shows."""
+    lines = metrics_log.metrics_path(out).read_text(encoding="utf-8").splitlines()
+    return [(r["step"], r["loss"]) for r in map(json.loads, lines) if r["kind"] == "train"]
 
 
 def train_args(corpus: Path, out: Path, *extra: str) -> list[str]:
@@ -38,7 +40,9 @@ def test_interrupted_and_resumed_run_equals_one_uninterrupted_run(english_corpus
     assert run(train_args(english_corpus, split, "--max-steps", "30")) == 0
     assert run(["train", str(english_corpus), "--out", str(split), "--no-progress", "--max-steps", "60",
                 "--resume"]) == 0
-    assert train_losses(whole) == train_losses(split) and len(train_losses(whole)) == 60
+    losses = train_losses(whole)
+    assert [step for step, _ in losses] == list(range(1, 61))  # every step logged once, in order
+    assert train_losses(split) == losses
     final = [torch.load(p, weights_only=True)["train_state"] for p in (whole, split)]
     assert final[0]["step"] == final[1]["step"] == 60
     for name, tensor in final[0]["resume"]["model"].items():
@@ -78,7 +82,7 @@ def wait_for(condition, timeout: float = 120.0) -> None:
 
 
 def steps_logged(out: Path) -> int:
-    path = training.metrics_path(out)
+    path = metrics_log.metrics_path(out)
     return len(path.read_text(encoding="utf-8").splitlines()) if path.exists() else 0
 
 
@@ -133,11 +137,12 @@ def fit_with_nan_at(step: int, tmp_path: Path, monkeypatch, overrides: list[str]
     return out
 
 
-def test_nonfinite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path: Path, monkeypatch) -> None:
+def test_nonfinite_loss_stops_naming_the_step_and_saves_the_run_after_the_last_good_step(tmp_path: Path,
+                                                                                        monkeypatch) -> None:
     with pytest.raises(TrainingError, match="at step 13;"):
         fit_with_nan_at(13, tmp_path, monkeypatch, [])
-    state = checkpoint.load(tmp_path / "m.pt").train_state
-    assert state["step"] == 10 and all(torch.isfinite(t).all() for t in state["resume"]["model"].values())
+    state = checkpoint.load(tmp_path / "m.pt").train_state  # not the periodic checkpoint of step 10
+    assert state["step"] == 12 and all(torch.isfinite(t).all() for t in state["resume"]["model"].values())
 
 
 def test_nonfinite_batches_can_be_skipped_and_counted(tmp_path: Path, monkeypatch) -> None:

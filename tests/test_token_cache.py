@@ -49,3 +49,33 @@ def test_unwritable_cache_only_costs_the_reuse(tokenizer: Tokenizer, tmp_path: P
     monkeypatch.setenv("VAEGEN_CACHE_DIR", str(blocker / "cache"))
     arrays, _, hit = cached_encode(tokenizer, english_lines(20), "corpus", 32)
     assert not hit and len(arrays) == 20
+
+
+def _delete(path: Path) -> None:
+    path.unlink()
+
+
+def _cut_short(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-40])
+
+
+def _replace_by_another_array(path: Path) -> None:
+    np.save(path, np.arange(5, dtype=np.load(path).dtype))
+
+
+@pytest.mark.parametrize(("suffix", "damage"), [
+    (".ids.npy", _delete), (".offsets.npy", _delete), (".ids.npy", _cut_short), (".offsets.npy", _cut_short),
+    (".offsets.npy", _replace_by_another_array),
+])
+def test_a_damaged_entry_is_rebuilt_and_rewritten(tokenizer: Tokenizer, tmp_path: Path, monkeypatch,
+                                                  suffix: str, damage) -> None:
+    monkeypatch.setenv("VAEGEN_CACHE_DIR", str(tmp_path))
+    lines = english_lines(80)
+    built, cut, _ = cached_encode(tokenizer, lines, "corpus", 32)
+    (entry,) = tmp_path.glob("*.json")
+    damage(entry.with_name(entry.name.removesuffix(".json") + suffix))
+    rebuilt, cut_again, hit = cached_encode(tokenizer, lines, "corpus", 32)
+    assert not hit and cut_again == cut
+    assert np.array_equal(rebuilt.ids, built.ids) and np.array_equal(rebuilt.offsets, built.offsets)
+    again, _, hit_again = cached_encode(tokenizer, lines, "corpus", 32)  # the entry was written anew
+    assert hit_again and np.array_equal(again.ids, built.ids) and np.array_equal(again.offsets, built.offsets)

@@ -1,4 +1,4 @@
-"""SentencePiece training from lines: round trips, the automatic choice, unknown characters."""
+"""SentencePiece training from lines: round trips, the automatic choice, unknown characters, the line sample."""
 
 import pytest
 from conftest import chinese_lines, english_lines
@@ -75,3 +75,21 @@ def test_control_ids_are_the_control_character_bytes() -> None:
     pieces = {tokenizer.sp.id_to_piece(i) for i in tokenizer.control_ids}
     assert len(pieces) == 33 and {"<0x0A>", "<0x00>", "<0x7F>"} <= pieces and "<0x20>" not in pieces
     assert Tokenizer.train(chinese_lines(200), TokenizerConfig(byte_fallback=False))[0].control_ids == []
+
+
+@pytest.mark.parametrize("model_type", ["unigram", "char"])
+def test_sample_lines_bounds_the_lines_the_tokenizer_learns_from(model_type: str) -> None:
+    # each line carries a letter of its own, so the letters in the vocabulary tell which lines were read
+    marks = [chr(0x100 + i) for i in range(200)]
+    lines = [f"{line} {mark}" for line, mark in zip(english_lines(200), marks, strict=True)]
+
+    def learned(sample_lines: int) -> list[int]:
+        config = TokenizerConfig(model_type=model_type, byte_fallback=False, sample_lines=sample_lines)
+        tokenizer, _ = Tokenizer.train(lines, config)
+        return [i for i, mark in enumerate(marks) if not tokenizer.unknown(mark)]
+
+    assert learned(2_000_000) == list(range(200))
+    seen = learned(10)
+    assert len(seen) == 10
+    assert max(seen) >= 100  # a sample spread over the corpus, not its head: a sorted corpus would bias it
+    assert learned(10) == seen  # and the same sample every time

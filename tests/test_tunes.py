@@ -60,3 +60,37 @@ def test_decoding_under_a_form_writes_exactly_that_form() -> None:
     for strategy in (GREEDY, Strategy(), Strategy(top_p=0.5), Strategy(beam=3)):
         decoded = generate(model, z, 10, strategy, torch.Generator().manual_seed(0), form=Form(form_masks(form, tokenizer)))
         assert [form_of(text) for text in tokenizer.decode(decoded.ids)] == [form] * 6
+
+
+def test_a_tune_book_answers_ids_draws_names_and_forms() -> None:
+    from vaegen.errors import VaegenError
+    from vaegen.tunes import Labels, Tune, TuneBook
+
+    lines = [HUANXISHA, "明月几时有，把酒问青天。", "寻寻觅觅，冷冷清清、凄凄惨惨戚戚。"] * 20
+    tokenizer, _ = Tokenizer.train(lines, TokenizerConfig(model_type="char", vocab_size=200))
+    book = TuneBook(Labels([Tune("浣溪沙", 3, "7。7。7。7，7。7。", 1.0), Tune("如梦令", 1, "2，1。", 1.0)]),
+                    tokenizer, torch.device("cpu"))
+    assert book.ids("浣溪沙", 2) == [1, 1] and book.ids(["如梦令", "unseen"], 2) == [2, 0]
+    assert book.name(2) == "如梦令" and book.tune(1).count == 3
+    for bad in (None, "unseen"):
+        with pytest.raises(VaegenError, match="tune"):
+            book.ids(bad, 2)
+    with pytest.raises(ValueError, match="1 tunes for 2 texts"):
+        book.ids(["如梦令"], 2)
+    drawn = book.draw(4000, torch.Generator().manual_seed(0))
+    assert drawn is not None and set(drawn) == {1, 2} and drawn.count(1) / len(drawn) == pytest.approx(0.75, abs=0.03)
+    form = book.form(2, rhyme=False)
+    assert form is not None and book.form(2, rhyme=False) is form
+    assert torch.equal(form.allowed, form_masks("2，1。", tokenizer))
+    assert book.form(0, rhyme=False) is None  # the shared "other" label has no form
+
+
+def test_a_model_without_tunes_refuses_one() -> None:
+    from vaegen.errors import VaegenError
+    from vaegen.tunes import TuneBook
+
+    tokenizer, _ = Tokenizer.train([HUANXISHA] * 20, TokenizerConfig(model_type="char", vocab_size=60))
+    book = TuneBook(None, tokenizer, torch.device("cpu"))
+    assert book.ids(None, 3) is None and book.draw(3, torch.Generator()) is None
+    with pytest.raises(VaegenError, match="trained without tunes"):
+        book.ids("浣溪沙", 3)

@@ -1,9 +1,9 @@
 """The one checkpoint file every command reads: config, tokenizer bytes, weights, training state.
 
 The file is a `torch.save` of plain values and tensors only, so it loads with
-`torch.load(weights_only=True)`: a file that tries to run code is refused, not executed. Writes go to
-a temporary file in the same directory that is then renamed over the target, so a crash at any
-moment leaves either the old file or the new one, never half of one. See docs/checkpoint.md.
+`torch.load(weights_only=True)`: a file that tries to run code is refused, not executed. Writes are atomic
+(`files.write_atomically`), so a crash at any moment leaves either the old file or the new one,
+never half of one. See docs/checkpoint.md.
 """
 
 from __future__ import annotations
@@ -11,16 +11,15 @@ from __future__ import annotations
 import os
 import pickle
 import pickletools
-import tempfile
 import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
 from vaegen.config import Config
 from vaegen.errors import CheckpointError, ConfigError
+from vaegen.files import write_atomically
 from vaegen.model import SentenceVAE
 from vaegen.tokenizer import Tokenizer
 from vaegen.tunes import Labels
@@ -58,20 +57,6 @@ def export(source: Path, target: Path, half: bool = False) -> None:
                for name, tensor in payload["model"].items()}
     exported = {**payload, "model": weights, "train_state": kept}
     write_atomically(target, lambda handle: torch.save(exported, handle))
-
-
-def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Call `write` on a temporary file beside `path`, fsync, then rename it over `path`: readers see
-    the old file or the new one, never half of one; the temporary file is removed on failure."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _calls_code(path: Path) -> bool:
@@ -134,22 +119,6 @@ def load(path: Path, device: torch.device | str = "cpu") -> Loaded:
     except (KeyError, TypeError, ValueError, RuntimeError, ConfigError) as exc:
         raise CheckpointError(f"{path} is a damaged vaegen checkpoint ({str(exc).splitlines()[0]}); retrain or re-download it")
     return Loaded(config, tokenizer, model.to(device).eval(), payload.get("train_state", {}), labels)
-
-
-def check_writable(path: Path, overwrite: bool, option: str = "--out", example: str = "vaegen.pt") -> None:
-    """Refuse an output path before the work starts (training: an hour of it) rather than after."""
-    if path.is_dir():
-        raise CheckpointError(f"{option} {path} is a directory; name a file such as {path / example}")
-    if path.exists() and not overwrite:
-        raise CheckpointError(f"{path} already exists; pass --force to overwrite it or {option} to write elsewhere")
-    directory = path.parent
-    if not directory.is_dir():
-        raise CheckpointError(f"directory {directory} does not exist; create it or choose another {option}")
-    try:
-        with tempfile.TemporaryFile(dir=directory):
-            pass
-    except OSError:
-        raise CheckpointError(f"cannot write in {directory}; choose another {option}")
 
 
 def locate(path: Path | None, tunes: bool = False) -> Path:

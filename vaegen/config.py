@@ -18,8 +18,9 @@ from vaegen.errors import ConfigError
 
 TOKENIZER_MODELS = ("auto", "unigram", "bpe", "char", "word")
 ANNEAL_SCHEDULES = ("logistic", "linear", "cyclical", "constant")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "auto")  # auto: bf16 where the device has native bfloat16 arithmetic, else fp32
 LR_SCHEDULES = ("constant", "linear", "cosine")
+INTERPOLATION_PATHS = ("linear", "slerp")  # straight line, great circle (vaegen.latent.path)
 
 
 @dataclass
@@ -63,9 +64,10 @@ class ModelConfig:
 class AnnealConfig:
     schedule: str = "logistic"
     k: float = 0.0025  # logistic slope (Bowman et al.)
-    x0: int = 2500  # logistic midpoint, in steps
-    warmup_steps: int = 5000  # linear: steps from 0 to beta_max
-    period: int = 5000  # cyclical: steps per cycle (Fu et al., 2019)
+    x0: int = 0  # logistic midpoint, in steps; 0: midpoint_share of the run's annealed steps
+    warmup_steps: int = 0  # linear: steps from 0 to beta_max; 0: twice the midpoint above
+    period: int = 0  # cyclical: steps per cycle (Fu et al., 2019); 0: four cycles over the run
+    midpoint_share: float = 0.25  # where an unset midpoint falls, as a share of the steps after any pretraining
     ratio: float = 0.5  # cyclical: share of each cycle spent increasing beta
     beta_max: float = 1.0  # the weight every schedule rises to (constant: the weight)
 
@@ -84,7 +86,7 @@ class TrainConfig:
     pretrain_epochs: int = 0  # autoencoder epochs (beta = 0) before a decoder reset and the VAE (Li et al., 2019)
     aggressive_epochs: int = 0  # at most this many epochs of aggressive encoder updates (He et al., 2019); 0 = off
     refine_epochs: int = 0  # encoder-only epochs after `epochs`, at beta = 1 without free bits or word dropout
-    precision: str = "fp32"  # bf16: matrix products in bfloat16 (AMX on recent Xeons); validation stays fp32
+    precision: str = "fp32"  # bf16 products (native only: devices.py) or auto (bf16 where native); validation: fp32
     seed: int = 0
     log_every: int = 100  # steps between training lines in the metrics log
     eval_every: int = 0  # steps between validations inside an epoch (0: at epoch ends only)
@@ -171,7 +173,9 @@ def validate(config: Config) -> None:
     _check(m.label_dim >= 0, "model.label_dim must not be negative (0 = no labels)")
     _check(a.schedule in ANNEAL_SCHEDULES, f"anneal.schedule must be one of {', '.join(ANNEAL_SCHEDULES)}")
     _check(a.k > 0, "anneal.k must be positive")
-    _check(a.warmup_steps >= 1 and a.period >= 1, "anneal.warmup_steps and anneal.period must be at least 1")
+    _check(min(a.x0, a.warmup_steps, a.period) >= 0,
+           "anneal.x0, anneal.warmup_steps and anneal.period must not be negative (0 = scaled to the run)")
+    _check(0.0 < a.midpoint_share <= 1.0, "anneal.midpoint_share must lie in (0, 1]")
     _check(0.0 < a.ratio <= 1.0, "anneal.ratio must lie in (0, 1]")
     _check(a.beta_max >= 0.0, "anneal.beta_max must not be negative")
     _check(tr.epochs >= 1, "train.epochs must be at least 1")

@@ -1,10 +1,10 @@
 """Corpus reading, the held-out split, and length-grouped batches of token ids.
 
 A corpus is UTF-8 text with one example per line; for a conditional model each line is a label, a tab,
-then the text (`split_labels`). Reading is strict, so that a wrong file is refused
-with the line at fault rather than trained on. Batches group sentences of similar length to keep
-padding small; the order of an epoch is a pure function of (seed, epoch), so a run can be resumed at
-any batch.
+then the text (`split_labels`, `read_examples`), and the held-out split keeps each label with its text
+(`hold_out`). Reading is strict, so that a wrong file is refused with the line at fault rather than
+trained on. Batches group sentences of similar length to keep padding small; the order of an epoch is
+a pure function of (seed, epoch), so a run can be resumed at any batch.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -84,6 +84,29 @@ def split_valid(lines: list[T], fraction: float, min_lines: int) -> tuple[list[T
         )
     train = [line for i, line in enumerate(lines) if (i + 1) % every]
     return train, valid
+
+
+class Examples(NamedTuple):
+    """A corpus as training reads it: the labels of a conditional model (else None) and the texts."""
+
+    labels: list[str] | None
+    texts: list[str]
+
+
+def read_examples(path: Path, labelled: bool, max_line_chars: int = DataConfig.max_line_chars,
+                  errors: str = "strict") -> Examples:
+    """The corpus at `path`: 'label<TAB>text' lines when `labelled` (a conditional model), else plain texts."""
+    lines = read_lines(path, max_line_chars, errors)
+    return Examples(*split_labels(lines, path)) if labelled else Examples(None, lines)
+
+
+def hold_out(examples: Examples, fraction: float, min_lines: int) -> tuple[Examples, Examples]:
+    """(training, validation): every k-th example held out as `split_valid` does, each label with its text."""
+    train_texts, valid_texts = split_valid(examples.texts, fraction, min_lines)
+    if examples.labels is None:
+        return Examples(None, train_texts), Examples(None, valid_texts)
+    train_labels, valid_labels = split_valid(examples.labels, fraction, min_lines)
+    return Examples(train_labels, train_texts), Examples(valid_labels, valid_texts)
 
 
 def truncate(ids: list[list[int]], max_length: int) -> tuple[list[list[int]], int]:

@@ -47,6 +47,16 @@ def broadcast(data: bytes | None) -> bytes:
     return box[0]
 
 
+def share(indices: list[int], rank: int, world: int) -> tuple[list[int], float]:
+    """This rank's part of a global batch and the weight of its mean loss, len(part) * world / len(batch), so that
+    DDP's average over ranks is the mean over the global batch. A rank left without an example (a last batch
+    smaller than the world) still runs one, at weight 0, because every rank must take part in each step."""
+    part = indices[rank::world]
+    if not part:
+        return indices[:1], 0.0
+    return part, len(part) * world / len(indices)
+
+
 def wrap(model: nn.Module) -> nn.Module:
     """The module whose forward synchronises gradients across ranks."""
     return nn.parallel.DistributedDataParallel(model) if world_size() > 1 else model

@@ -8,7 +8,8 @@ data always reports the same numbers.
 -log p(x) with K samples per sentence (Burda et al., 2016), the perplexity it implies per word or per
 character, mutual information and active units, reconstruction BLEU, and for samples from the prior
 distinct-n, self-BLEU and the share copied from the training lines. All ratios are per sentence
-(nats) unless named otherwise.
+(nats) unless named otherwise. Mutual information is reported with its ceiling log N (N the sentences
+it was estimated over, `metrics.mi_ceiling`): an estimate at the ceiling says only that N is too small.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from tqdm import tqdm
 
 from vaegen import metrics
 from vaegen.data import TokenIds, eval_batches
+from vaegen.devices import resolve_precision
 from vaegen.generator import SentenceGenerator
 from vaegen.model import SentenceVAE, reparameterize
-from vaegen.objectives import kl_divergence, reconstruction_nll
+from vaegen.objectives import kl_divergence
 from vaegen.tokenizer import cjk_share
 
 MI_SENTENCES = 4096  # validation MI is O(N^2 L): a larger set is subsampled evenly
@@ -42,9 +44,24 @@ class ElboReport:
     ppl: float  # exp(-ELBO total / tokens): an upper bound on per-token perplexity
     au: int = 0  # active units: latent dimensions whose posterior mean varies (Var >= 0.01)
     mi: float = 0.0  # I(x; z) over (at most MI_SENTENCES of) the scored sentences, nats
+    mi_ceiling: float = 0.0  # log of how many sentences the MI was estimated over; 0: not recorded (older reports)
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
+
+    def mi_text(self) -> str:
+        """The MI for a log line, with its ceiling and a warning when it sits there."""
+        return f"MI {describe_mi(self.mi, self.mi_ceiling)}"
+
+
+def describe_mi(mi: float, ceiling: float) -> str:
+    """e.g. "6.51 (≤ log 565 = 6.34: saturated, score more sentences)"; the bare figure when no ceiling is known."""
+    if ceiling <= 0.0:
+        return f"{mi:.2f}"
+    bound = f"≤ log {round(math.exp(ceiling))} = {ceiling:.2f}"
+    if metrics.mi_saturated(mi, ceiling):
+        return f"{mi:.2f} ({bound}: saturated, score more sentences)"
+    return f"{mi:.2f} ({bound})"
 
 
 @torch.no_grad()
@@ -60,7 +77,7 @@ def evaluate_elbo(model: SentenceVAE, sentences: Sequence[TokenIds], batch_size:
         batch = batch.to(device)
         eps = torch.randn(batch.tokens.size(0), model.config.latent_dim, generator=generator).to(device)
         out = model(batch.tokens, batch.lengths, batch.decoder_inputs, eps, batch.labels)
-        rec_total += reconstruction_nll(out.hidden, model.output.weight, model.output.bias, batch.tokens).sum().item()
+        rec_total += model.token_nll(out.hidden, batch.tokens).sum().item()
         kl_total += kl_divergence(out.mu, out.logvar).sum().item()
         tokens += int(batch.lengths.sum())
         means.append(out.mu)
@@ -71,8 +88,10 @@ def evaluate_elbo(model: SentenceVAE, sentences: Sequence[TokenIds], batch_size:
     elbo_total = rec_total + kl_total
     mu, logvar, z = (torch.cat(parts).float() for parts in (means, logvars, draws))
     every = math.ceil(n / MI_SENTENCES)  # batches run short to long: an even stride keeps every length
+    mu_mi, logvar_mi, z_mi = mu[::every], logvar[::every], z[::every]
     return ElboReport(n, tokens, rec_total / n, kl_total / n, elbo_total / n, math.exp(elbo_total / tokens),
-                      metrics.active_units(mu), metrics.mutual_information(mu[::every], logvar[::every], z[::every]))
+                      metrics.active_units(mu), metrics.mutual_information(mu_mi, logvar_mi, z_mi),
+                      metrics.mi_ceiling(len(mu_mi)))
 
 
 @dataclass
@@ -97,11 +116,12 @@ def score_corpus(model: SentenceVAE, sentences: Sequence[TokenIds], samples: int
 
     Sentences are repeated K times in chunks of at most IW_TOKENS decoder tokens, so memory does not
     grow with K. A model without a latent code (latent_dim 0) has one exact weight per sentence.
+    `precision` "fp32", "bf16" or "auto" (`devices.resolve_precision`): that of the decoder passes.
     """
+    low = resolve_precision(precision, device) == "bf16"
     was_training = model.training
     model.eval()
     generator = torch.Generator().manual_seed(seed)
-    low = precision == "bf16"
     dtype = torch.bfloat16 if low else torch.float32
     latent = model.config.latent_dim
     samples = samples if latent else 1
@@ -125,8 +145,7 @@ def score_corpus(model: SentenceVAE, sentences: Sequence[TokenIds], samples: int
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low):
                 hidden, _ = model.decoder_states(batch.decoder_inputs.repeat_interleave(k, dim=0), code,
                                                  model.initial_state(code))
-            rec = reconstruction_nll(hidden.float(), model.output.weight, model.output.bias, tokens_k, dtype)
-            rec = rec.view(rows, k)
+            rec = model.token_nll(hidden.float(), tokens_k, dtype).view(rows, k)
             prior = metrics.gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
             posterior = metrics.gaussian_log_density(z, mu.unsqueeze(1), logvar.unsqueeze(1))
             log_weights.append(-rec + prior - posterior)
@@ -154,13 +173,14 @@ class Evaluation:
     units: int  # what perplexity is per: words (or characters for CJK text) + one end of sentence per line
     unit: str  # "word" or "character"
     iw_samples: int
-    precision: str  # "fp32" or "bf16": the arithmetic of the decoder passes behind nll, elbo and rec
+    precision: str  # "fp32" or "bf16" ("auto" resolved): the arithmetic of the decoder passes behind nll, elbo and rec
     nll: float  # importance-weighted estimate of -log p(x)
     ppl: float  # exp(nll total / units)
     elbo: float  # -ELBO at beta = 1 (an upper bound on nll)
     rec: float
     kl: float
     mi: float  # I(x; z), He et al. (2019)
+    mi_ceiling: float  # log N, N the sentences scored: no estimate of I(x; z) from them can exceed it
     au: int  # active units
     latent_dim: int
     bleu: float  # corpus BLEU of greedy reconstructions from the posterior mean (0-100)
@@ -174,13 +194,34 @@ class Evaluation:
     def as_dict(self) -> dict[str, float | int | str | None]:
         return asdict(self)
 
+    def table(self) -> list[str]:
+        """The figures as aligned "name  value" lines, for people to read."""
+        copy = "n/a (pass --train)" if self.copy_rate is None else f"{100 * self.copy_rate:.1f}%"
+        rows = [
+            ("sentences", f"{self.sentences:,} ({self.tokens:,} tokens, {self.units:,} {self.unit}s with </s>)"),
+            (f"NLL (IW, K={self.iw_samples})", f"{self.nll:.2f} nats/sentence"),
+            ("perplexity", f"{self.ppl:.2f} per {self.unit} (end of sentence counted)"),
+            ("-ELBO", f"{self.elbo:.2f} nats/sentence"),
+            ("reconstruction", f"{self.rec:.2f} nats/sentence"),
+            ("KL", f"{self.kl:.2f} nats/sentence"),
+            ("mutual information", f"{describe_mi(self.mi, self.mi_ceiling)} nats"),
+            ("active units", f"{self.au} of {self.latent_dim}"),
+            ("reconstruction BLEU", f"{self.bleu:.2f}"),
+            (f"prior samples ({self.samples:,})", (f"distinct-1 {self.distinct_1:.3f}, distinct-2 "
+                                                  f"{self.distinct_2:.3f}, self-BLEU {self.self_bleu:.2f}, "
+                                                  f"copies of training lines {copy}")),
+        ]
+        width = max(len(name) for name, _ in rows)
+        return [f"{name:<{width}}  {value}" for name, value in rows]
+
 
 def evaluate(model: SentenceGenerator, lines: list[str], iw_samples: int = 500, prior_samples: int = 1000,
              train_lines: list[str] | None = None, seed: int = 0, precision: str = "fp32",
              progress: bool = False, tunes: list[str] | None = None) -> Evaluation:
     """Every figure of `vaegen eval` for the held-out `lines` (with their `tunes`, for a conditional model);
-    `train_lines` enable the copy rate."""
+    `train_lines` enable the copy rate; `precision` "fp32", "bf16" or "auto" is that of the likelihood passes."""
     started = time.perf_counter()
+    precision = resolve_precision(precision, model.device)
     ids = model.tokenizer.encode(lines)  # not truncated: the likelihood covers every token
     labels = model.labels.ids(tunes) if model.labels is not None and tunes is not None else None
     scores = score_corpus(model.model, ids, iw_samples, model.device, seed, precision, progress=progress,
@@ -200,7 +241,8 @@ def evaluate(model: SentenceGenerator, lines: list[str], iw_samples: int = 500, 
         iw_samples=iw_samples if model.latent_dim else 1, precision=precision, nll=nll_total / n,
         ppl=math.exp(nll_total / units),
         elbo=(scores.rec + scores.kl).mean().item(), rec=scores.rec.mean().item(), kl=scores.kl.mean().item(),
-        mi=metrics.mutual_information(scores.mu, scores.logvar, scores.z), au=metrics.active_units(scores.mu),
+        mi=metrics.mutual_information(scores.mu, scores.logvar, scores.z), mi_ceiling=metrics.mi_ceiling(n),
+        au=metrics.active_units(scores.mu),
         latent_dim=model.latent_dim, bleu=metrics.corpus_bleu(reconstructions, lines, cjk), samples=len(drawn),
         distinct_1=metrics.distinct_n(drawn, 1, cjk), distinct_2=metrics.distinct_n(drawn, 2, cjk),
         self_bleu=metrics.self_bleu(drawn, cjk), copy_rate=copied, seconds=time.perf_counter() - started,

@@ -13,14 +13,12 @@ Each returns `Generation`s (text, log-probability, code). Every CLI generation c
 wrapper over one of these methods. A conditional model (one trained on labelled lines, e.g. whole
 Song ci by tune) takes the tune too: `model.sample(3, tune="浣溪沙")`; what it writes then follows the
 tune's most common form (`tunes.form_masks`). Sampling without a tune draws the tunes by their
-frequency in training; the other methods need one.
+frequency in training; the other methods need one. What a tune means for generation (its label id,
+its form) is `tunes.TuneBook`'s to answer; what the decoder reads is built here by `_code` alone.
 """
 
 from __future__ import annotations
 
-import functools
-import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,27 +26,11 @@ import torch
 
 from vaegen import checkpoint, latent
 from vaegen.data import collate, truncate
-from vaegen.decoding import DECODE_BATCH, GREEDY, SAMPLING, Decoded, Form, Strategy, generate, prefix_log_likelihood
+from vaegen.decoding import DECODE_BATCH, GREEDY, SAMPLING, Decoded, Strategy, generate, prefix_log_likelihood
+from vaegen.devices import resolve_device
 from vaegen.errors import VaegenError
 from vaegen.model import Posterior
-from vaegen.tunes import Tune, form_masks, rhyme_steps
-
-# One tune for every text (refused if unknown), one per text as in a labelled corpus (an unknown one is
-# read as the shared "other" label), or none (models without labels)
-Tunes = str | Sequence[str] | None
-
-
-def resolve_device(name: str | None = None) -> torch.device:
-    """The device named, checked; by default CUDA when present, else the CPU."""
-    if name is None:  # under torchrun each process takes the GPU of its local rank
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if torch.cuda.is_available() else torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise VaegenError(f"unknown device {name!r}; use cpu, cuda or cuda:N")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise VaegenError(f"device {name!r} asked for but CUDA is not available here; use --device cpu")
-    return device
+from vaegen.tunes import TuneBook, TuneNames
 
 
 class Generation(NamedTuple):
@@ -65,7 +47,7 @@ class SentenceGenerator:
     def __init__(self, loaded: checkpoint.Loaded, device: torch.device) -> None:
         self.config, self.tokenizer, self.model, self.train_state, self.labels = loaded
         self.device = device
-        self._forms: dict[tuple[int, bool], Form | None] = {}  # per label id, with rhymes or not: its form
+        self._tunes = TuneBook(self.labels, self.tokenizer, device)
 
     @property
     def latent_dim(self) -> int:
@@ -88,33 +70,11 @@ class SentenceGenerator:
     def _prior(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, generator=generator, device=self.device)
 
-    def _label_ids(self, tunes: Tunes, n: int) -> list[int] | None:
-        """The label id of each of n texts; None for a model without labels, which refuses a tune."""
-        if self.labels is None:
-            if tunes is not None:
-                raise VaegenError("this model was trained without tunes (labels); drop --tune, or use a model "
-                                  "trained on 'tune<TAB>text' lines with model.label_dim above 0")
-            return None
-        if tunes is None:
-            raise VaegenError("this model writes to a tune: pass --tune NAME (`vaegen tunes` lists them)")
-        if isinstance(tunes, str):
-            return [self.labels.find(tunes)[0]] * n
-        if len(tunes) != n:
-            raise ValueError(f"{len(tunes)} tunes for {n} texts")
-        return self.labels.ids(tunes)
-
-    def _random_labels(self, n: int, generator: torch.Generator) -> list[int] | None:
-        """n label ids drawn in proportion to how often each tune was seen in training (None without labels)."""
-        if self.labels is None:
-            return None
-        counts = torch.tensor([float(tune.count) for tune in self.labels.known], device=self.device)
-        return (torch.multinomial(counts, n, replacement=True, generator=generator) + 1).tolist()
-
-    def encode(self, texts: list[str], tune: Tunes = None) -> Posterior:
+    def encode(self, texts: list[str], tune: TuneNames = None) -> Posterior:
         """Posterior q(z|x) of each text (given its tune, for a conditional model), in input order: mu and
         logvar, each (N, latent_dim)."""
         ids, _ = truncate(self.tokenizer.encode(texts), self.config.data.max_length)
-        labels = self._label_ids(tune, len(texts))
+        labels = self._tunes.ids(tune, len(texts))
         mus, logvars = [], []
         with torch.no_grad():
             for start in range(0, len(ids), DECODE_BATCH):
@@ -125,48 +85,30 @@ class SentenceGenerator:
                 logvars.append(logvar)
         return Posterior(torch.cat(mus), torch.cat(logvars))
 
-    def decode(self, z: torch.Tensor, strategy: Strategy = GREEDY, *, tune: Tunes = None, seed: int | None = None,
+    def decode(self, z: torch.Tensor, strategy: Strategy = GREEDY, *, tune: TuneNames = None, seed: int | None = None,
                max_length: int | None = None, generator: torch.Generator | None = None) -> list[Generation]:
         """Texts for codes z (N, latent_dim), greedy unless `strategy` says otherwise."""
-        labels = self._label_ids(tune, len(z))
+        labels = self._tunes.ids(tune, len(z))
         return self._decode(z, strategy, generator or self._generator(seed), max_length, labels)
 
-    def _form(self, label: int, rhyme: bool) -> Form | None:
-        """A label's most common form, with its rhymes if asked; None when it has none (no punctuation to follow)."""
-        if (label, rhyme) not in self._forms:
-            form = self._tune(label).form
-            steps = rhyme_steps(form) if form else []
-            held = None
-            if form and rhyme and len(steps) > 1:
-                held = Form(form_masks(form, self.tokenizer), steps[0], frozenset(steps[1:]), self._rhyme_classes)
-            elif form:
-                held = Form(form_masks(form, self.tokenizer))
-            self._forms[label, rhyme] = held if held is None else held.to(self.device)
-        return self._forms[label, rhyme]
+    def _code(self, z: torch.Tensor, label: int | None) -> torch.Tensor:
+        """What the decoder reads for codes z (N, L) all under one label (or none): (N, L + C), on the model's device."""
+        labels = None if label is None else torch.full((len(z),), label, device=self.device)
+        return self.model.code(z.to(self.device), labels)
 
-    @functools.cached_property
-    def _rhyme_classes(self) -> torch.Tensor:
-        """Each piece's rhyme class (ci_metrics.rhyme_classes), worked out once: every tune shares it."""
-        from vaegen.ci_metrics import rhyme_classes
-
-        return rhyme_classes(self.tokenizer)
-
-    def _generate(self, z: torch.Tensor, strategy: Strategy, generator: torch.Generator, max_length: int | None,
+    def _generate(self, code: torch.Tensor, strategy: Strategy, generator: torch.Generator, max_length: int | None,
                   prefix_ids: list[int] | None = None, label: int | None = None) -> Decoded:
-        """Decode codes z, all under one label (or none): the code joins the label's embedding, and the
-        decoding follows the label's form from where the prefix ends."""
+        """Decode codes (`_code`) under one label (or none), following the label's form from where the prefix ends."""
         limit = max_length or self.config.data.max_length
         prefix_ids = prefix_ids or []
-        z = z.to(self.device)
-        code, form = z, None
+        form = None
         if label is not None:
-            code = self.model.code(z, torch.full((len(z),), label, device=self.device))
-            form = self._form(label, strategy.rhyme)
+            form = self._tunes.form(label, strategy.rhyme)
             if form is not None:
                 steps = len(form.allowed)
                 if len(prefix_ids) >= steps or not all(form.allowed[i, t] for i, t in enumerate(prefix_ids)):
-                    raise VaegenError(f"the prefix does not fit the form of {self._name(label)}, "
-                                      f"{self._tune(label).form}; begin as the form does, or pick another tune")
+                    raise VaegenError(f"the prefix does not fit the form of {self._tunes.name(label)}, "
+                                      f"{self._tunes.tune(label).form}; begin as the form does, or pick another tune")
                 form = form.after(prefix_ids)
         if strategy.rhyme and form is None:
             raise VaegenError("rhymes need a tune whose form has sentences: a model trained on tunes and --tune, "
@@ -181,24 +123,17 @@ class SentenceGenerator:
                 labels: list[int] | None = None) -> list[Generation]:
         """Decode each code under its label, one batch per label."""
         if labels is None:
-            decoded = self._generate(z, strategy, generator, max_length)
+            decoded = self._generate(self._code(z, None), strategy, generator, max_length)
             return generations(self.tokenizer.decode(decoded.ids), decoded.logprobs, z)
         texts, logprobs = [""] * len(z), torch.zeros(len(z))
         groups: dict[int, list[int]] = {}
         for row, label in enumerate(labels):
             groups.setdefault(label, []).append(row)
         for label, rows in groups.items():
-            decoded = self._generate(z[rows], strategy, generator, max_length, label=label)
+            decoded = self._generate(self._code(z[rows], label), strategy, generator, max_length, label=label)
             for row, text, logprob in zip(rows, self.tokenizer.decode(decoded.ids), decoded.logprobs):
                 texts[row], logprobs[row] = text, logprob
-        return generations(texts, logprobs, z, [self._name(label) for label in labels])
-
-    def _tune(self, label: int) -> Tune:
-        assert self.labels is not None, "label ids exist for conditional models alone"
-        return self.labels.tune(label)
-
-    def _name(self, label: int) -> str:
-        return self._tune(label).name
+        return generations(texts, logprobs, z, [self._tunes.name(label) for label in labels])
 
     def _continue(self, prefix: str, prefix_ids: list[int], ids: list[int]) -> str:
         """The prefix verbatim, then the text that `ids` add after it (its spacing as the tokenizer has it)."""
@@ -212,7 +147,7 @@ class SentenceGenerator:
         for a conditional model written to `tune`, or to tunes drawn by their frequency."""
         generator = self._generator(seed)
         z = self._prior(n, generator)
-        labels = self._random_labels(n, generator) if tune is None else self._label_ids(tune, n)
+        labels = self._tunes.draw(n, generator) if tune is None else self._tunes.ids(tune, n)
         return self._decode(z, strategy, generator, max_length, labels)
 
     def near(self, text: str, n: int, radius: float = 0.5, strategy: Strategy = SAMPLING, *,
@@ -220,16 +155,16 @@ class SentenceGenerator:
         """n variations on `text`: codes drawn from N(mu, radius^2 I) around its posterior mean."""
         self._needs_latent("sample near a sentence in")
         generator = self._generator(seed)
-        labels = self._label_ids(tune, n)
+        labels = self._tunes.ids(tune, n)
         z = self.encode([text], tune).mu + radius * self._prior(n, generator)
         return self._decode(z, strategy, generator, max_length, labels)
 
-    def reconstruct(self, texts: list[str], strategy: Strategy = GREEDY, *, tune: Tunes = None,
+    def reconstruct(self, texts: list[str], strategy: Strategy = GREEDY, *, tune: TuneNames = None,
                     sample_z: bool = False, seed: int | None = None, max_length: int | None = None) -> list[Generation]:
         """Encode each text and decode it again: from its posterior mean, or a draw of q(z|x) with sample_z."""
         self._needs_latent("reconstruct from")
         generator = self._generator(seed)
-        labels = self._label_ids(tune, len(texts))
+        labels = self._tunes.ids(tune, len(texts))
         mu, logvar = self.encode(texts, tune)
         z = mu + (0.5 * logvar).exp() * self._prior(len(texts), generator) if sample_z else mu
         return self._decode(z, strategy, generator, max_length, labels)
@@ -242,7 +177,7 @@ class SentenceGenerator:
         both ends and the whole path belong to one tune. `unique` drops a decoding equal to the one before it."""
         self._needs_latent("interpolate in")
         generator = self._generator(seed)
-        labels = self._label_ids(tune, steps)
+        labels = self._tunes.ids(tune, steps)
         start, end = (self.encode([text], tune).mu[0] if text is not None else self._prior(1, generator)[0]
                       for text in (a, b))
         results = self._decode(latent.path(start, end, steps, path), strategy, generator, max_length, labels)
@@ -258,23 +193,24 @@ class SentenceGenerator:
         if not prefix.strip():
             raise VaegenError("the prefix is empty; give the beginning of a sentence, or use `vaegen sample`")
         generator = self._generator(seed)
-        labels = self._label_ids(tune, candidates)
+        labels = self._tunes.ids(tune, 1)
+        label = labels[0] if labels is not None else None
         pool = self._prior(candidates, generator)
         prefix_ids = self.tokenizer.encode([prefix])[0]
-        label = labels[0] if labels is not None else None
-        codes = pool if labels is None else self.model.code(pool, torch.tensor(labels, device=self.device))
+        codes = self._code(pool, label)
         likelihoods = prefix_log_likelihood(self.model, codes, prefix_ids)
         chosen = latent.resample_by_likelihood(likelihoods, n, generator)
-        decoded = self._generate(pool[chosen], strategy, generator, max_length, prefix_ids, label)
+        decoded = self._generate(codes[chosen], strategy, generator, max_length, prefix_ids, label)
         texts = [self._continue(prefix, prefix_ids, ids) for ids in decoded.ids]
-        tunes = None if label is None else [self._name(label)] * n
+        tunes = None if label is None else [self._tunes.name(label)] * n
         return generations(texts, decoded.logprobs + likelihoods[chosen].cpu(), pool[chosen], tunes)
 
 
 def generations(texts: list[str], logprobs: torch.Tensor, z: torch.Tensor,
                 tunes: list[str] | None = None) -> list[Generation]:
     names: list[str | None] = list(tunes) if tunes is not None else [None] * len(texts)
-    return [Generation(text, logprob, code, tune) for text, logprob, code, tune in zip(texts, logprobs.tolist(), z.tolist(), names)]
+    return [Generation(text, logprob, code, tune)
+            for text, logprob, code, tune in zip(texts, logprobs.tolist(), z.tolist(), names)]
 
 
 def load(path: str | Path | None = None, device: str | torch.device | None = None, *,

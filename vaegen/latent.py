@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-PATHS = ("linear", "slerp")
+from vaegen.config import INTERPOLATION_PATHS
 
 
 def linear_path(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
@@ -38,8 +38,8 @@ def slerp_path(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
 
 
 def path(a: torch.Tensor, b: torch.Tensor, steps: int, kind: str) -> torch.Tensor:
-    if kind not in PATHS:
-        raise ValueError(f"unknown path {kind!r}; use one of {', '.join(PATHS)}")
+    if kind not in INTERPOLATION_PATHS:
+        raise ValueError(f"unknown path {kind!r}; use one of {', '.join(INTERPOLATION_PATHS)}")
     return linear_path(a, b, steps) if kind == "linear" else slerp_path(a, b, steps)
 
 

@@ -7,8 +7,9 @@ there is no encoder and z is empty: the decoder alone is the RNN language model 
 and scored by the same code (its KL is 0 and its ELBO is its exact likelihood). Remedies for posterior
 collapse that live in the model: batch-normalised posterior means (BN-VAE, Zhu et al., 2020), whose
 fixed scale puts a floor under the expected KL, and `reset_decoder` for autoencoder pretraining
-(Li et al., 2019). The model computes decoder states; the loss, output layer included, is assembled
-in `objectives`, and randomness (the reparameterisation noise) is passed in by the caller.
+(Li et al., 2019). The model computes decoder states and, through `token_nll`, the likelihood of
+targets under its output layer (the one place the layer is applied to states in bulk); the loss is
+assembled in `objectives`, and randomness (the reparameterisation noise) is passed in by the caller.
 
 With model.label_dim > 0 the model is a conditional VAE (Sohn et al., 2015): each sentence has a label
 (for Song ci its tune), whose learnt embedding c joins the encoder's summary in q(z|x, c) and z in the
@@ -24,6 +25,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from vaegen.config import ModelConfig
+from vaegen.objectives import reconstruction_nll
 from vaegen.tokenizer import PAD_ID
 
 
@@ -33,7 +35,7 @@ class Posterior(NamedTuple):
 
 
 class VAEOutput(NamedTuple):
-    hidden: torch.Tensor  # (B, T, hidden_dim): decoder states; `output` maps them to logits
+    hidden: torch.Tensor  # (B, T, hidden_dim): decoder states; `token_nll` scores targets from them
     mu: torch.Tensor  # (B, latent_dim)
     logvar: torch.Tensor  # (B, latent_dim)
     z: torch.Tensor  # (B, latent_dim)
@@ -138,10 +140,19 @@ class SentenceVAE(nn.Module):
     def decode(self, inputs: torch.Tensor, code: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Like `decoder_states` but returning logits (B, T, V): for generation, one step at a time.
 
-        Training never forms the full logits: the loss fuses the output layer (objectives.LinearCrossEntropy).
+        Training never forms the full logits: `token_nll` fuses the output layer into the loss.
         """
         out, state = self.decoder_states(inputs, code, state)
         return self.output(out), state
+
+    def token_nll(self, hidden: torch.Tensor, targets: torch.Tensor,
+                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Summed token NLL per sentence: decoder states (B, T, H), targets (B, T) -> (B,); padding costs nothing.
+
+        The output layer is fused into the cross-entropy (objectives.LinearCrossEntropy), its matrix products
+        in `dtype`, so the (B, T, V) logits are never formed.
+        """
+        return reconstruction_nll(hidden, self.output.weight, self.output.bias, targets, dtype)
 
     def encoder_parameters(self) -> list[nn.Parameter]:
         """What q(z|x) alone owns (the embeddings of words and labels are shared, so they count as the decoder's):

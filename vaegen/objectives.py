@@ -51,7 +51,7 @@ class LinearCrossEntropy(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,  # type: ignore[override]
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                 targets: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         exact = torch.promote_types(hidden.dtype, torch.float32)  # float32, or float64 where asked
         low_hidden, low_weight = hidden.to(dtype), weight.to(dtype)  # no copies when dtype is theirs already
@@ -66,7 +66,7 @@ class LinearCrossEntropy(torch.autograd.Function):
         return nll
 
     @staticmethod
-    def backward(ctx, grad_nll: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad_nll: torch.Tensor):
         low_hidden, low_weight, grad = ctx.saved_tensors
         hidden_dtype, weight_dtype = ctx.dtypes
         grad_logits = grad.mul_(grad_nll.unsqueeze(1))  # (N, V); backward runs once, so in place is safe
@@ -91,7 +91,10 @@ def reconstruction_nll(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.T
 def kl_weight(step: int, config: AnnealConfig) -> float:
     """beta at a training step (0-based) for the configured schedule, in [0, beta_max]."""
     if config.schedule == "logistic":  # Bowman et al.: 1 / (1 + exp(-k (step - x0)))
-        return config.beta_max / (1.0 + math.exp(-config.k * (step - config.x0)))
+        try:
+            return config.beta_max / (1.0 + math.exp(-config.k * (step - config.x0)))
+        except OverflowError:  # exp beyond ~709.78: beta is below 1e-308 of beta_max there, so 0
+            return 0.0
     if config.schedule == "linear":
         return config.beta_max * min(1.0, step / config.warmup_steps)
     if config.schedule == "cyclical":  # Fu et al., 2019: rise over `ratio` of each period, then hold
@@ -129,10 +132,10 @@ class LossTerms(NamedTuple):
     kl: torch.Tensor  # (B,) the true KL per sentence, whatever the free bits
 
 
-def vae_loss(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor,
-             mu: torch.Tensor, logvar: torch.Tensor, beta: float, dtype: torch.dtype = torch.float32,
+def vae_loss(rec: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, beta: float,
              free_bits_target: float = 0.0, free_bits_per_example: bool = False) -> LossTerms:
-    rec = reconstruction_nll(hidden, weight, bias, targets, dtype)
+    """The batch loss from the reconstruction NLL rec (B,) (`SentenceVAE.token_nll`) and the posteriors
+    mu, logvar (B, L): mean of rec + beta * KL term, the KL taken in float32 whatever the autocast."""
     per_dimension = kl_per_dimension(mu.float(), logvar.float())
     kl_term = free_bits(per_dimension, free_bits_target, free_bits_per_example)
     return LossTerms((rec + beta * kl_term).mean(), rec, per_dimension.sum(dim=-1))

@@ -7,21 +7,21 @@ posterior means of some lines projected on their two principal axes, coloured by
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from vaegen.checkpoint import write_atomically
+from vaegen import metrics_log
 from vaegen.errors import VaegenError
+from vaegen.files import write_atomically
 from vaegen.generator import SentenceGenerator
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
     try:
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return metrics_log.read(path)
+    except UnicodeDecodeError as exc:
         raise VaegenError(f"{path} is not a vaegen metrics log ({exc}); it is written by `vaegen train`")
 
 
@@ -33,8 +33,10 @@ def principal_axes(points: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.pad(projected, (0, 2 - projected.size(1))).float()
 
 
-def draw_run(log: Path, model: SentenceGenerator | None, lines: list[str] | None, out: Path) -> None:
-    """Write the PNG at `out` (atomically); the projection panel needs a model with a latent code and lines."""
+def draw_run(log: Path, model: SentenceGenerator | None, lines: list[str] | None, out: Path,
+             tunes: list[str] | None = None) -> None:
+    """Write the PNG at `out` (atomically); the projection panel needs a model with a latent code and lines
+    (and, for a model trained on tunes, the tune of each line)."""
     try:
         import matplotlib
 
@@ -71,7 +73,7 @@ def draw_run(log: Path, model: SentenceGenerator | None, lines: list[str] | None
 
     if project:
         assert model is not None and lines is not None
-        mu = model.encode(lines).mu.cpu()
+        mu = model.encode(lines, tunes).mu.cpu()
         xy = principal_axes(mu)
         lengths = [len(ids) for ids in model.tokenizer.encode(lines)]
         ax = axes[2]

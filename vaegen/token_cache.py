@@ -4,7 +4,8 @@ Millions of lines as Python lists of ints would take gigabytes. Here every id si
 one int32 array, with an int64 array of sentence offsets; the pair is written to the cache directory
 ($VAEGEN_CACHE_DIR, default ~/.cache/vaegen) under a key made of the training lines, the tokenizer
 and data.max_length, and read back with np.load(mmap_mode="r"), so a rerun or a resume skips
-tokenization and memory stays flat: pages load as batches touch them.
+tokenization and memory stays flat: pages load as batches touch them. An entry is trusted only when
+its three files agree (a deleted, truncated or foreign array is rebuilt and rewritten, not a traceback).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vaegen.checkpoint import write_atomically
 from vaegen.data import truncate
+from vaegen.files import write_atomically
 from vaegen.tokenizer import Tokenizer
 
 CHUNK_LINES = 65_536  # lines tokenized at a time: bounds the Python lists alive at once
@@ -67,6 +68,23 @@ def cache_key(corpus_fingerprint: str, tokenizer: Tokenizer, max_length: int) ->
     return hashlib.sha256(f"{FORMAT}:{corpus_fingerprint}:{tokenizer_hash}:{max_length}".encode()).hexdigest()[:32]
 
 
+def read_entry(base: Path, sentences: int) -> tuple[TokenArray, int] | None:
+    """The memory-mapped arrays of a cache entry and its truncation count; None when the entry is missing,
+    unreadable, or its arrays disagree with its summary (a file deleted, cut short or replaced)."""
+    try:
+        summary = json.loads(base.with_suffix(".json").read_text())
+        arrays = TokenArray(np.load(base.with_suffix(".ids.npy"), mmap_mode="r"),
+                            np.load(base.with_suffix(".offsets.npy"), mmap_mode="r"))
+        truncated = int(summary["truncated"])
+    except (OSError, ValueError, TypeError, KeyError):  # JSON and array-header errors are ValueErrors
+        return None
+    ids, offsets = arrays.ids, arrays.offsets
+    agree = (ids.dtype == np.int32 and offsets.dtype == np.int64 and ids.ndim == offsets.ndim == 1
+             and len(arrays) == summary.get("sentences") == sentences and len(offsets) > 0 and offsets[0] == 0
+             and int(offsets[-1]) == len(ids) == summary.get("tokens"))
+    return (arrays, truncated) if agree else None
+
+
 def cached_encode(tokenizer: Tokenizer, lines: list[str], corpus_fingerprint: str,
                   max_length: int) -> tuple[TokenArray, int, bool]:
     """The token arrays of `lines`: memory-mapped from the cache when present, else built and cached.
@@ -75,11 +93,10 @@ def cached_encode(tokenizer: Tokenizer, lines: list[str], corpus_fingerprint: st
     cannot be written (read-only home, full disk) only costs the reuse: the arrays stay in memory.
     """
     base = cache_dir() / cache_key(corpus_fingerprint, tokenizer, max_length)
-    meta = base.with_suffix(".json")  # written last: its presence means the arrays are complete
-    if meta.exists():
-        arrays = TokenArray(np.load(base.with_suffix(".ids.npy"), mmap_mode="r"),
-                            np.load(base.with_suffix(".offsets.npy"), mmap_mode="r"))
-        return arrays, json.loads(meta.read_text())["truncated"], True
+    meta = base.with_suffix(".json")  # written last: its presence means the arrays were complete
+    cached = read_entry(base, len(lines))
+    if cached is not None:
+        return cached[0], cached[1], True
     arrays, cut = encode_lines(tokenizer, lines, max_length)
     try:
         base.parent.mkdir(parents=True, exist_ok=True)

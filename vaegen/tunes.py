@@ -1,6 +1,6 @@
 """Song ci tunes (词牌): the form of a ci, the most common form of each tune, the per-step token
-masks that make a decoded ci follow a form, and `Labels`, the tunes (or any labels) a conditional
-model knows.
+masks that make a decoded ci follow a form, `Labels`, the tunes (or any labels) a conditional model
+knows, and `TuneBook`, what generation asks of them: ids for names, tunes drawn by frequency, forms.
 
 A tune fixes how many clauses a ci has, how many characters each clause holds and which mark closes
 it. The form of a ci is written clause by clause as length and mark: 浣溪沙's most common form is
@@ -10,13 +10,15 @@ form's mark into a mark slot, then only the end of the ci: the format holds by c
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
 
+from vaegen.decoding import Form
 from vaegen.errors import VaegenError
 from vaegen.tokenizer import EOS_ID, Tokenizer
 
@@ -24,6 +26,10 @@ MARKS = "，。、？！；："
 SENTENCE_ENDS = "。？！"  # the marks that close a sentence, where ci rhyme (the others pause within one)
 CLAUSE = re.compile(f"([^{MARKS}]+)([{MARKS}])")
 SLOT = re.compile(f"(\\d+)([{MARKS}])")
+
+# One tune for every text (refused if unknown), one per text as in a labelled corpus (an unknown one is
+# read as the shared "other" label), or none (models without labels)
+TuneNames = str | Sequence[str] | None
 
 
 def form_of(text: str) -> str:
@@ -107,7 +113,8 @@ class Labels:
 def character_pieces(tokenizer: Tokenizer) -> torch.Tensor:
     """(V,) booleans: the pieces that are one character other than a mark (no byte pieces, no special ids)."""
     sp = tokenizer.sp
-    return torch.tensor([len(piece) == 1 and piece not in MARKS and not (sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i))
+    special = [sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i) for i in range(tokenizer.vocab_size)]
+    return torch.tensor([len(piece) == 1 and piece not in MARKS and not special[i]
                          for i, piece in enumerate(map(sp.id_to_piece, range(tokenizer.vocab_size)))])
 
 
@@ -129,3 +136,62 @@ def form_masks(form: str, tokenizer: Tokenizer) -> torch.Tensor:
         masks.append(torch.zeros(vocab, dtype=torch.bool).index_fill_(0, torch.tensor([mark]), True))
     masks.append(torch.zeros(vocab, dtype=torch.bool).index_fill_(0, torch.tensor([EOS_ID]), True))
     return torch.stack(masks)
+
+
+class TuneBook:
+    """The labels of a model as generation uses them, on the model's device: the label id of each text,
+    ids drawn by how often each tune was seen, names, and the `Form` a label holds a decoding to (built
+    once per label, with rhymes or without). `labels` None is a model without labels: it refuses tunes."""
+
+    def __init__(self, labels: Labels | None, tokenizer: Tokenizer, device: torch.device) -> None:
+        self.labels, self.tokenizer, self.device = labels, tokenizer, device
+        self._forms: dict[tuple[int, bool], Form | None] = {}  # (label id, rhyme) -> its form
+
+    def ids(self, tunes: TuneNames, n: int) -> list[int] | None:
+        """The label id of each of n texts; None for a model without labels, which refuses a tune."""
+        if self.labels is None:
+            if tunes is not None:
+                raise VaegenError("this model was trained without tunes (labels); drop --tune, or use a model "
+                                  "trained on 'tune<TAB>text' lines with model.label_dim above 0")
+            return None
+        if tunes is None:
+            raise VaegenError("this model writes to a tune: pass --tune NAME (`vaegen tunes` lists them)")
+        if isinstance(tunes, str):
+            return [self.labels.find(tunes)[0]] * n
+        if len(tunes) != n:
+            raise ValueError(f"{len(tunes)} tunes for {n} texts")
+        return self.labels.ids(tunes)
+
+    def draw(self, n: int, generator: torch.Generator) -> list[int] | None:
+        """n label ids drawn in proportion to how often each tune was seen in training (None without labels)."""
+        if self.labels is None:
+            return None
+        counts = torch.tensor([float(tune.count) for tune in self.labels.known], device=self.device)
+        return (torch.multinomial(counts, n, replacement=True, generator=generator) + 1).tolist()
+
+    def tune(self, label: int) -> Tune:
+        assert self.labels is not None, "label ids exist for conditional models alone"
+        return self.labels.tune(label)
+
+    def name(self, label: int) -> str:
+        return self.tune(label).name
+
+    def form(self, label: int, rhyme: bool) -> Form | None:
+        """A label's most common form, with its rhymes if asked; None when it has none (no punctuation to follow)."""
+        if (label, rhyme) not in self._forms:
+            form = self.tune(label).form
+            steps = rhyme_steps(form) if form else []
+            held = None
+            if form and rhyme and len(steps) > 1:
+                held = Form(form_masks(form, self.tokenizer), steps[0], frozenset(steps[1:]), self._rhyme_classes)
+            elif form:
+                held = Form(form_masks(form, self.tokenizer))
+            self._forms[label, rhyme] = held if held is None else held.to(self.device)
+        return self._forms[label, rhyme]
+
+    @functools.cached_property
+    def _rhyme_classes(self) -> torch.Tensor:
+        """Each piece's rhyme class (ci_metrics.rhyme_classes), worked out once: every tune shares it."""
+        from vaegen.ci_metrics import rhyme_classes  # here: ci_metrics imports this module
+
+        return rhyme_classes(self.tokenizer)

@@ -9,16 +9,17 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import torch  # noqa: E402
-from runs import RECORD, RUNS, host, run  # noqa: E402
+import torch
+from runs import RECORD, RUNS, host, run
 
 
 def main(names: list[str]) -> None:
     torch.set_num_threads(1)
-    record = json.loads(RECORD.read_text()) if RECORD.exists() else {"host": host(), "runs": {}}
+    record: dict[str, Any] = json.loads(RECORD.read_text()) if RECORD.exists() else {"host": host(), "runs": {}}
     for name in names or list(RUNS):
         with tempfile.TemporaryDirectory() as folder:
             record["runs"][name] = run(name, Path(folder))

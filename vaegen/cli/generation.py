@@ -1,0 +1,204 @@
+"""The generation commands: sample, reconstruct, encode, interpolate and complete.
+
+Each is a thin shell over one `SentenceGenerator` method: parse, load the model, call, print. All but
+`encode` take the shared decoding and output options (`options.generation_command`, with each
+command's own default between greedy and sampling) as one `Decoding`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from vaegen.cli.options import (
+    MAX_SENTENCES,
+    MAX_STEPS,
+    CheckpointOption,
+    Decoding,
+    DeviceOption,
+    ForceOption,
+    InputOption,
+    LatentPath,
+    TextsArgument,
+    check_output,
+    emit,
+    generation_command,
+    load_model,
+    note,
+)
+from vaegen.errors import VaegenError
+
+if TYPE_CHECKING:
+    from vaegen.generator import Generation, SentenceGenerator
+
+
+def _texts(texts: list[str] | None, source: Path | None) -> list[str]:
+    """The sentences given as arguments or, one per line, in --input: one of the two."""
+    from vaegen.data import read_lines
+
+    if bool(texts) == (source is not None):
+        raise VaegenError("give the sentences as arguments or with --input FILE, one of the two")
+    return read_lines(source) if source is not None else list(texts or [])
+
+
+def _tunes(model: SentenceGenerator, lines: list[str], tune: str | None) -> tuple[list[str], str | list[str] | None]:
+    """The texts and their tunes: --tune for all, or for a model trained on tunes without --tune, each line
+    read as 'tune<TAB>text' (as in its training corpus)."""
+    if model.labels is None or tune is not None or not all("\t" in line for line in lines):
+        return lines, tune
+    from vaegen.data import split_labels
+
+    tunes, texts = split_labels(lines, Path("the input"))
+    return texts, tunes
+
+
+def _warn_unknown(model: SentenceGenerator, texts: list[str]) -> None:
+    """A warning for text the tokenizer never saw in training: the model reads it as <unk>."""
+    for text in texts:
+        if unknown := model.tokenizer.unknown(text):
+            note(f"warning: {''.join(dict.fromkeys(unknown))!r} in {text!r} never appeared in training; "
+                 f"encoded as <unk>")
+
+
+def _show(generations: list[Generation], decoding: Decoding) -> None:
+    """Print the texts, each after its tune (and a tab) where the tunes were not chosen by --tune; or JSON."""
+    if not decoding.as_json:
+        emit((g.text if g.tune is None or decoding.tune else f"{g.tune}\t{g.text}" for g in generations),
+             decoding.output)
+        return
+    rows = ({**({"tune": g.tune} if g.tune is not None else {}), "text": g.text, "logprob": round(g.logprob, 4),
+             **({"z": [round(v, 5) for v in g.z]} if decoding.with_z else {})} for g in generations)
+    emit((json.dumps(row, ensure_ascii=False) for row in rows), decoding.output)
+
+
+@generation_command(greedy=False)
+def sample(
+    n: Annotated[int, typer.Option("--n", "-n", min=1, max=MAX_SENTENCES, help="How many sentences.")] = 10,
+    near: Annotated[str | None, typer.Option(show_default=False, help="Draw the codes around this sentence's "
+                                             "code instead of from the prior: variations on it.")] = None,
+    radius: Annotated[float, typer.Option(min=0.0, max=100.0, help="With --near: the standard deviation of the "
+                                          "codes around the sentence's (the prior's is 1).")] = 0.5,
+    *,
+    decoding: Decoding,
+) -> None:
+    """Print N sentences decoded from random points of the latent space, z ~ N(0, I), or from points
+    around a sentence of your own (--near).
+
+    A model trained on tunes writes to --tune in its most common form, or to tunes drawn by their
+    frequency in training, each printed before its text and a tab."""
+    model = load_model(decoding.checkpoint, decoding.device, decoding.tune is not None)
+    if near is None:
+        _show(model.sample(n, decoding.strategy, tune=decoding.tune, seed=decoding.seed,
+                           max_length=decoding.max_length), decoding)
+        return
+    _warn_unknown(model, [near])
+    _show(model.near(near, n, radius, decoding.strategy, tune=decoding.tune, seed=decoding.seed,
+                     max_length=decoding.max_length), decoding)
+
+
+@generation_command(greedy=True)
+def reconstruct(
+    texts: TextsArgument = None,
+    source: InputOption = None,
+    sample_z: Annotated[bool, typer.Option("--sample-z", help="Decode from a draw of q(z|x) instead of its "
+                                           "mean.")] = False,
+    *,
+    decoding: Decoding,
+) -> None:
+    """Encode each sentence and decode it again (greedy from the posterior mean unless told otherwise):
+    what the code keeps of a sentence."""
+    lines = _texts(texts, source)
+    model = load_model(decoding.checkpoint, decoding.device, decoding.tune is not None)
+    lines, tunes = _tunes(model, lines, decoding.tune)
+    _warn_unknown(model, lines)
+    _show(model.reconstruct(lines, decoding.strategy, tune=tunes, sample_z=sample_z, seed=decoding.seed,
+                            max_length=decoding.max_length), decoding)
+
+
+def encode(
+    texts: TextsArgument = None,
+    source: InputOption = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", show_default=False, help="Write to this file "
+                                                "instead of stdout; a name ending in .npy gets a float32 array "
+                                                "(N, 2, latent_dim) of mu and sigma.")] = None,
+    force: ForceOption = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Taken as by every generation command: the output is "
+                                          "JSON lines already (refused with an .npy --output).")] = False,
+    tune: Annotated[str | None, typer.Option(show_default=False, help="For a model trained on tunes (labels, e.g. "
+                                             "whole Song ci): the tune the sentences were written to, whose "
+                                             "embedding joins q(z|x, c). Without it, such a model reads "
+                                             "'tune<TAB>text' lines.")] = None,
+    checkpoint: CheckpointOption = None,
+    device: DeviceOption = None,
+) -> None:
+    """Print each sentence's posterior q(z|x) = N(mu, sigma^2) as a JSON line {"text", "mu", "sigma"}."""
+    npy = output is not None and output.suffix == ".npy"
+    if as_json and npy:
+        raise VaegenError(f"--json writes JSON lines, and --output {output} names a NumPy array; drop one of the two")
+    lines = _texts(texts, source)
+    check_output(output, force, "codes.npy")
+    model = load_model(checkpoint, device, tune is not None)
+    lines, tunes = _tunes(model, lines, tune)
+    if not model.latent_dim:
+        raise VaegenError("this checkpoint is a language model (latent_dim = 0): it has no codes to write; "
+                          "use a checkpoint trained with --latent-dim above 0")
+    _warn_unknown(model, lines)
+    mu, logvar = model.encode(lines, tunes)
+    sigma = (0.5 * logvar).exp()
+    if output is not None and npy:
+        import numpy as np
+
+        from vaegen.files import write_atomically
+
+        array = np.stack([mu.float().cpu().numpy(), sigma.float().cpu().numpy()], axis=1)
+        write_atomically(output, lambda handle: np.save(handle, array))
+        note(f"wrote {output}: {array.shape[0]} x (mu, sigma) x {array.shape[2]}")
+        return
+    rows = ({"text": text, "mu": [round(v, 5) for v in m], "sigma": [round(v, 5) for v in s]}
+            for text, m, s in zip(lines, mu.tolist(), sigma.tolist()))
+    emit((json.dumps(row, ensure_ascii=False) for row in rows), output)
+
+
+@generation_command(greedy=True)
+def interpolate(
+    a: Annotated[str | None, typer.Argument(show_default=False, help="The first sentence.")] = None,
+    b: Annotated[str | None, typer.Argument(show_default=False, help="The second sentence.")] = None,
+    random: Annotated[bool, typer.Option("--random", help="Draw the endpoints not given from the prior "
+                                         "(both, when no sentence is given).")] = False,
+    steps: Annotated[int, typer.Option(min=2, max=MAX_STEPS, help="Points on the path, both ends included.")] = 7,
+    path: Annotated[LatentPath, typer.Option(help="linear: the straight line; slerp: the great circle, keeping "
+                                             "the codes at typical norms.")] = LatentPath["linear"],
+    unique: Annotated[bool, typer.Option("--unique", help="Print a sentence only when it differs from the one "
+                                         "before it.")] = False,
+    *,
+    decoding: Decoding,
+) -> None:
+    """Walk from the code of A to the code of B and decode each point (greedy unless told otherwise)."""
+    if (a is None or b is None) and not random:
+        raise VaegenError("interpolate needs two sentences, A and B; or add --random to draw the missing ones "
+                          "from the prior")
+    model = load_model(decoding.checkpoint, decoding.device, decoding.tune is not None)
+    _warn_unknown(model, [text for text in (a, b) if text is not None])
+    _show(model.interpolate(a, b, steps, path.value, decoding.strategy, tune=decoding.tune, unique=unique,
+                            seed=decoding.seed, max_length=decoding.max_length), decoding)
+
+
+@generation_command(greedy=False)
+def complete(
+    prefix: Annotated[str, typer.Argument(show_default=False, help="The beginning of a sentence.")],
+    n: Annotated[int, typer.Option("--n", "-n", min=1, max=MAX_SENTENCES, help="How many completions.")] = 5,
+    candidates: Annotated[int, typer.Option(min=1, max=100_000, help="Codes drawn from the prior and weighted "
+                                            "by how well each explains the prefix.")] = 256,
+    *,
+    decoding: Decoding,
+) -> None:
+    """Complete a sentence: codes are drawn from the prior, resampled by the likelihood the decoder gives
+    PREFIX under each, and the rest of the sentence is decoded from them. Every line begins with PREFIX;
+    the codes that explain it best come first."""
+    model = load_model(decoding.checkpoint, decoding.device, decoding.tune is not None)
+    _warn_unknown(model, [prefix])
+    _show(model.complete(prefix, n, decoding.strategy, tune=decoding.tune, candidates=candidates,
+                         seed=decoding.seed, max_length=decoding.max_length), decoding)

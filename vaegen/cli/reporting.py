@@ -1,0 +1,116 @@
+"""The commands that report on a model rather than write with it: `eval`, `tunes` and `plot`.
+
+A model trained on tunes reads 'tune<TAB>text' lines here, as it did in training, so that its lines are
+scored and encoded given their tunes, p(text | tune) and q(z | text, tune).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vaegen.cli.options import MAX_SENTENCES, CheckpointOption, DeviceOption, Precision, emit, load_model, note
+from vaegen.errors import VaegenError
+
+
+def evaluate(
+    corpus: Annotated[Path, typer.Argument(show_default=False, help="Held-out UTF-8 lines to score, e.g. a test "
+                                           "split ('tune<TAB>text' lines for a model trained on tunes).")],
+    iw_samples: Annotated[int, typer.Option("--iw-samples", "-k", min=1, max=100_000, help="Importance samples "
+                                            "per sentence for the log-likelihood estimate (Burda et al., "
+                                            "2016).")] = 500,
+    samples: Annotated[int, typer.Option(min=2, max=MAX_SENTENCES, help="Sentences drawn from the prior for "
+                                         "distinct-n, self-BLEU and the copy rate.")] = 1000,
+    train_corpus: Annotated[Path | None, typer.Option("--train", show_default=False, help="The training lines: "
+                                                      "reports the share of samples that copy one "
+                                                      "verbatim.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+    precision: Annotated[Precision, typer.Option(help="bf16 scores faster where the device has native "
+                                                 "bfloat16 (CPUs with AVX-512 BF16 or AMX, GPUs from compute "
+                                                 "capability 8.0), at bfloat16 rounding of the matrix products, "
+                                                 "and is refused elsewhere; auto takes bf16 where "
+                                                 "native.")] = Precision["fp32"],
+    seed: Annotated[int, typer.Option(help="Seed of the importance samples and of the prior samples.")] = 0,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar while scoring.")] = True,
+    checkpoint: CheckpointOption = None,
+    device: DeviceOption = None,
+) -> None:
+    """Score CORPUS with the figures of the sentence-VAE papers.
+
+    Per sentence, in nats: the importance-weighted NLL (an estimate of -log p(x)), -ELBO, reconstruction
+    and KL at beta = 1; the perplexity from the IW-NLL per word (per character for CJK text), end of
+    sentence counted; mutual information I(x; z) and active units; BLEU of greedy reconstructions; and,
+    for samples from the prior, distinct-1/2, self-BLEU and (with --train) the copy rate.
+    """
+    from vaegen.data import read_examples
+    from vaegen.devices import resolve_device, resolve_precision
+    from vaegen.evaluation import evaluate as run_evaluation
+
+    torch_device = resolve_device(device)
+    resolve_precision(precision.value, torch_device)  # bf16 where it is emulated: refused before any work
+    model = load_model(checkpoint, torch_device)
+    labelled = model.labels is not None
+    scored = read_examples(corpus, labelled)
+    train_lines = read_examples(train_corpus, labelled).texts if train_corpus is not None else None
+    note(f"scoring {len(scored.texts):,} lines with {iw_samples if model.latent_dim else 1} importance samples each")
+    report = run_evaluation(model, scored.texts, iw_samples, samples, train_lines, seed, precision.value, progress,
+                            scored.labels)
+    emit([json.dumps(report.as_dict())] if as_json else report.table(), None)
+
+
+def tunes(
+    top: Annotated[int | None, typer.Option(min=1, show_default=False, help="List only the N most common "
+                                            "tunes.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per tune.")] = False,
+    checkpoint: CheckpointOption = None,
+) -> None:
+    """List the tunes (labels) a model trained on 'tune<TAB>text' lines knows, most common first: how many
+    training ci each had, its most common form (characters per clause and the mark that closes it), and
+    the share of its ci written in that form. `sample --tune NAME` writes in that form."""
+    model = load_model(checkpoint, "cpu", tunes=True)
+    if model.labels is None:
+        raise VaegenError("this model was trained without tunes; train on 'tune<TAB>text' lines with a preset "
+                          "that sets model.label_dim, e.g. configs/songci-ci.toml")
+    known = model.labels.known[:top]
+    if as_json:
+        emit((json.dumps({"tune": t.name, "count": t.count, "form": t.form, "share": round(t.share, 4)},
+                         ensure_ascii=False) for t in known), None)
+        return
+    emit((f"{t.name}\t{t.count}\t{t.form}\t{t.share:.0%}" for t in known), None)
+
+
+def plot(
+    out: Annotated[Path | None, typer.Option("--out", "-o", show_default=False,
+                                             help="PNG to write. Default: the checkpoint's name with .png.")] = None,
+    valid: Annotated[Path | None, typer.Option(show_default=False, help="Lines whose posterior means are "
+                                               "projected to 2-D (e.g. the validation file; 'tune<TAB>text' "
+                                               "lines for a model trained on tunes); omit to skip that "
+                                               "panel.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out.")] = False,
+    checkpoint: CheckpointOption = None,
+    device: DeviceOption = None,
+) -> None:
+    """Draw a run as PNG: training NLL, KL and beta by step, the validation curves, and the posterior
+    means of --valid lines projected on their two principal axes. Needs matplotlib (pip install 'vaegen[plot]')."""
+    from vaegen import checkpoint as checkpoints
+    from vaegen.data import read_examples
+    from vaegen.files import check_writable
+    from vaegen.metrics_log import metrics_path
+    from vaegen.plots import draw_run
+
+    location = checkpoints.locate(checkpoint)
+    target = out if out is not None else location.with_suffix(".png")
+    check_writable(target, force, example="run.png")
+    log = metrics_path(location)
+    if not log.exists():
+        raise VaegenError(f"no metrics log {log} beside {location}; it is written by `vaegen train`")
+    if valid is None:
+        draw_run(log, None, None, target)
+    else:
+        model = load_model(location, device)
+        projected = read_examples(valid, model.labels is not None)
+        draw_run(log, model, projected.texts, target, projected.labels)
+    note(f"plot: {target}")
