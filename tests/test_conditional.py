@@ -1,5 +1,6 @@
 """The conditional VAE: labelled corpora ('tune<TAB>ci'), the label in both encoder and decoder, the
-tunes a checkpoint knows, and generation that follows a tune's form, from the library and the CLI."""
+tunes a checkpoint knows with their forms, and generation that follows a tune's form (the one asked
+by rank or written out, one drawn by frequency, or the most common), from the library and the CLI."""
 
 import json
 from pathlib import Path
@@ -16,9 +17,10 @@ from vaegen.config import ModelConfig, load_config
 from vaegen.data import collate
 from vaegen.errors import VaegenError
 from vaegen.model import SentenceVAE
-from vaegen.tunes import Labels, form_of, slots
+from vaegen.tunes import Labels, form_of, slots, tunes_of
 
 CI_TRAIN = ROOT / "data" / "songci" / "ci.train.tsv"
+VARIED = "少年游"  # the one tune of the fixture's training ci with two forms seen at least twice (6 and 3 of 11 ci)
 CI_OVERRIDES = ["model.label_dim=8", "data.max_length=120", "data.min_label_count=2", "tokenizer.model_type=char",
                 "tokenizer.vocab_size=2000", "train.epochs=1"]
 
@@ -92,6 +94,25 @@ def test_a_conditional_checkpoint_stores_its_tunes(ci_checkpoint: Path) -> None:
     assert checkpoint.load(ci_checkpoint).labels is not None
 
 
+def test_a_checkpoint_stores_every_form_of_a_tune_seen_twice(ci_checkpoint: Path) -> None:
+    rows = checkpoint.read(ci_checkpoint)["labels"]  # read with torch.load(weights_only=True): plain values
+    known = Labels.from_payload(rows).known
+    assert known == [t for t in tunes_of(ci_rows()[:270]) if t.count >= 2]
+    varied = next(t for t in known if t.name == VARIED)
+    assert varied.forms == (("7。5。4，4，5。7，3、3。4，4，5。", 6), ("7。5。4，4，5。7，5。4，4，5。", 3))
+    assert next(r for r in rows if r["name"] == VARIED)["forms"] == [[form, n] for form, n in varied.forms]
+
+
+def test_a_checkpoint_written_before_forms_reads_as_one_form_per_tune() -> None:
+    old = Labels.from_payload([{"name": "浣溪沙", "count": 708, "form": "7。7。7。7，7。7。", "share": 0.959}])
+    assert old.known[0].forms == (("7。7。7。7，7。7。", 679),) and old.known[0].share == pytest.approx(0.959, abs=1e-3)
+    rows = checkpoint.read(checkpoint.BUNDLED_TUNES)["labels"]
+    assert all("forms" not in row for row in rows)
+    shipped = checkpoint.load(checkpoint.BUNDLED_TUNES).labels
+    assert shipped is not None and all(len(t.forms) == 1 for t in shipped.known)
+    assert [(t.name, t.count, t.form) for t in shipped.known] == [(r["name"], r["count"], r["form"]) for r in rows]
+
+
 def test_ci_follow_the_form_of_their_tune(ci_checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:
     c = str(ci_checkpoint)
     tunes = [json.loads(line) for line in cli(capsys, "tunes", "--json", "-c", c)]
@@ -99,13 +120,13 @@ def test_ci_follow_the_form_of_their_tune(ci_checkpoint: Path, capsys: pytest.Ca
     first = tunes[0]
     for line in cli(capsys, "sample", "--tune", first["tune"], "-n", "4", "--seed", "0", "-c", c):
         assert form_of(line) == first["form"]
-    forms = {t["tune"]: t["form"] for t in tunes}
+    model = vaegen.load(ci_checkpoint, "cpu")
     rows = [json.loads(line) for line in cli(capsys, "sample", "-n", "8", "--seed", "1", "--json", "-c", c)]
     assert len({r["tune"] for r in rows}) > 1  # tunes drawn by frequency
-    assert all(form_of(r["text"]) == forms[r["tune"]] for r in rows)
+    assert all(form_of(r["text"]) == r["form"] and r["form"] in dict(model.labels.find(r["tune"])[1].forms)
+               for r in rows)
     plain = cli(capsys, "sample", "-n", "8", "--seed", "1", "-c", c)
     assert plain == [f"{r['tune']}\t{r['text']}" for r in rows]
-    model = vaegen.load(ci_checkpoint, "cpu")
     for strategy in (vaegen.Strategy(greedy=True), vaegen.Strategy(beam=3)):
         assert all(form_of(g.text) == first["form"] for g in model.sample(3, strategy, tune=first["tune"], seed=2))
 
@@ -145,6 +166,77 @@ def test_interpolation_reconstruction_and_eval_within_tunes(ci_checkpoint: Path,
     report = json.loads(cli(capsys, "eval", str(tsv), "-k", "3", "--samples", "4", "--json", "--no-progress",
                             "-c", c)[0])
     assert report["sentences"] == 30 and report["nll"] > 0 and report["kl"] > 0
+
+
+def test_tunes_name_lists_the_forms_of_one_tune(ci_checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    c = str(ci_checkpoint)
+    first, second = "1\t7。5。4，4，5。7，3、3。4，4，5。\t6\t55%", "2\t7。5。4，4，5。7，5。4，4，5。\t3\t27%"
+    assert cli(capsys, "tunes", VARIED, "-c", c) == [first, second]
+    assert cli(capsys, "tunes", VARIED, "--top", "1", "-c", c) == [first]
+    rows = [json.loads(line) for line in cli(capsys, "tunes", VARIED, "--json", "-c", c)]
+    assert rows[1] == {"rank": 2, "form": "7。5。4，4，5。7，5。4，4，5。", "count": 3, "share": 0.2727}
+    listing = {line.split("\t")[0]: line.split("\t")[1:] for line in cli(capsys, "tunes", "-c", c)}
+    assert listing[VARIED] == ["11", "7。5。4，4，5。7，3、3。4，4，5。", "55%", "2"] and listing["玉楼春"][3] == "1"
+    assert json.loads(cli(capsys, "tunes", "--json", "--top", "1", "-c", c)[0])["forms"] == 1
+    shipped = str(checkpoint.BUNDLED_TUNES)  # written before forms: one form a tune
+    assert cli(capsys, "tunes", "浣溪沙", "-c", shipped) == ["1\t7。7。7。7，7。7。\t679\t96%"]
+    assert_user_error(run_in_process(capsys, "tunes", "无此调", "-c", c), "unknown tune '无此调'")
+
+
+def test_every_command_writes_the_form_asked_by_rank_or_written_out(ci_checkpoint: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    c = str(ci_checkpoint)
+    model = vaegen.load(ci_checkpoint, "cpu")
+    first, second = (form for form, _ in model.labels.find(VARIED)[1].forms)
+    text = next(text for name, text in ci_rows()[:270] if name == VARIED and form_of(text) == first)
+    for asked, form in (("2", second), (first, first)):
+        common = ["--tune", VARIED, "--form", asked, "-c", c]
+        assert all(form_of(line) == form for line in cli(capsys, "sample", "-n", "6", "--seed", "0", *common))
+        rows = [json.loads(line) for line in cli(capsys, "sample", "-n", "3", "--json", *common)]
+        assert all(r["form"] == form and form_of(r["text"]) == form for r in rows)
+        for command in (["interpolate", "--random", "--steps", "3"], ["complete", "春", "-n", "3"], ["reconstruct", text],
+                        ["sample", "--near", text, "-n", "2"]):
+            assert all(form_of(line) == form for line in cli(capsys, *command, *common)), command
+    from vaegen.cli import run
+
+    code = run(["sample", "--tune", VARIED, "--form", "4，4。", "-n", "3", "-c", c])
+    out, err = capsys.readouterr()
+    assert code == 0 and all(form_of(line) == "4，4。" for line in out.splitlines())
+    assert "warning: the forms this model knows of 少年游 (`vaegen tunes 少年游`) do not include 4，4。" in err
+    for strategy in (vaegen.Strategy(), vaegen.Strategy(beam=2)):
+        assert all(form_of(g.text) == second == g.form for g in model.sample(3, strategy, tune=VARIED, form=2, seed=0))
+    # without a form: reconstruct and near keep the text's own, interpolate and complete take the most common
+    other = next(text for name, text in ci_rows()[:270] if name == VARIED and form_of(text) == second)
+    assert [g.form for g in model.reconstruct([text, other], tune=VARIED)] == [first, second]
+    assert {g.form for g in model.near(other, 3, tune=VARIED, seed=0)} == {second}
+    assert {g.form for g in model.interpolate(text, other, 3, tune=VARIED)} == {first}
+    assert {g.form for g in model.complete("春", 2, tune=VARIED, seed=0)} == {first}
+
+
+def test_sampling_draws_the_forms_by_frequency_and_the_seed_reproduces_them(
+        ci_checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["sample", "--tune", VARIED, "-n", "16", "--seed", "4", "--json", "-c", str(ci_checkpoint)]
+    rows = [json.loads(line) for line in cli(capsys, *args)]
+    forms = dict(vaegen.load(ci_checkpoint, "cpu").labels.find(VARIED)[1].forms)
+    assert {r["form"] for r in rows} == set(forms) and all(form_of(r["text"]) == r["form"] for r in rows)
+    assert [json.loads(line) for line in cli(capsys, *args)] == rows
+
+
+def test_form_mistakes_end_in_one_line(ci_checkpoint: Path, tiny_checkpoint: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    c = str(ci_checkpoint)
+    assert_user_error(run_in_process(capsys, "sample", "--form", "1", "-c", c), "--form needs --tune")
+    for rank in ("0", "3"):
+        assert_user_error(run_in_process(capsys, "sample", "--tune", VARIED, "--form", rank, "-c", c),
+                          "少年游 has 2 forms; give a rank from 1 to 2")
+    assert_user_error(run_in_process(capsys, "sample", "--tune", VARIED, "--form", "7x。", "-c", c),
+                      "'7x。' is neither a rank nor a form")
+    assert_user_error(run_in_process(capsys, "complete", "春春春春春春春春", "--tune", VARIED, "--form", "1", "-c", c),
+                      "does not fit the form 7。5。")
+    assert_user_error(run_in_process(capsys, "sample", "--tune", VARIED, "--form", "1", "-c", str(tiny_checkpoint)),
+                      "trained without tunes")
+    with pytest.raises(VaegenError, match="a form belongs to a tune"):
+        vaegen.load(ci_checkpoint, "cpu").reconstruct(["一二。"], tune=["玉楼春"], form=1)
 
 
 def test_tune_mistakes_end_in_one_line(ci_checkpoint: Path, tiny_checkpoint: Path,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import torch
@@ -148,3 +149,27 @@ def test_plot_needs_the_metrics_log(capsys: pytest.CaptureFixture[str], tiny_che
     alone = tmp_path / "alone.pt"
     alone.write_bytes(tiny_checkpoint.read_bytes())
     assert_user_error(run_in_process(capsys, "plot", "-c", str(alone)), "metrics log")
+
+
+def test_eval_judges_fluency_with_an_ngram_model_of_the_training_text(
+        capsys: pytest.CaptureFixture[str], tiny_checkpoint: Path, split: tuple[Path, Path]) -> None:
+    pytest.importorskip("nltk")
+    from vaegen import fluency
+
+    train, valid = split
+    report = eval_json(capsys, tiny_checkpoint, str(valid), "-k", "5", "--samples", "12", "--judge-train", str(train))
+    lines = valid.read_text(encoding="utf-8").splitlines()
+    judge = fluency.train_judge(train.read_text(encoding="utf-8").splitlines())
+    drawn = [g.text for g in vaegen.load(tiny_checkpoint, "cpu").sample(12, seed=0)]
+    figures = cast(dict[str, Any], report["fluency"])  # eval_json's values are numbers, but for this one
+    samples, human = figures["samples"], figures["human"]
+    assert figures["unit"] == "word" and figures["order"] == fluency.ORDER
+    assert samples["judge_ppl"] == pytest.approx(fluency.perplexity(judge, drawn))
+    assert samples["distinct_2"] == pytest.approx(report["distinct_2"])
+    assert human["judge_ppl"] == pytest.approx(fluency.perplexity(judge, lines))
+    assert human["texts"] == len(lines) and human["diversity_texts"] == 12
+    assert run(["eval", str(valid), "-k", "5", "--samples", "12", "--judge-train", str(train),
+                "-c", str(tiny_checkpoint)]) == 0
+    out = capsys.readouterr().out
+    assert "judge perplexity (3-gram)" in out and f"held-out lines {human['judge_ppl']:.2f} per word" in out
+    assert eval_json(capsys, tiny_checkpoint, str(valid), "-k", "5", "--samples", "12")["fluency"] is None

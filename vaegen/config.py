@@ -58,6 +58,7 @@ class ModelConfig:
     tie_embeddings: bool = False  # the output layer reuses the embedding matrix (needs embed_dim == hidden_dim)
     bn_gamma: float = 0.0  # BN-VAE (Zhu et al., 2020): batch-normalised posterior means with this fixed scale; 0 = off
     label_dim: int = 0  # > 0: conditional VAE on "label<TAB>text" lines; the label's embedding (Song ci: the tune)
+    form_dim: int = 0  # > 0: the decoder reads where it stands in the ci's form at every step (vaegen.form_inputs)
 
 
 @dataclass
@@ -171,6 +172,7 @@ def validate(config: Config) -> None:
            "model.tie_embeddings needs model.embed_dim equal to model.hidden_dim")
     _check(m.bn_gamma >= 0.0, "model.bn_gamma must not be negative (0 = off)")
     _check(m.label_dim >= 0, "model.label_dim must not be negative (0 = no labels)")
+    _check(m.form_dim >= 0, "model.form_dim must not be negative (0 = no form inputs)")
     _check(a.schedule in ANNEAL_SCHEDULES, f"anneal.schedule must be one of {', '.join(ANNEAL_SCHEDULES)}")
     _check(a.k > 0, "anneal.k must be positive")
     _check(min(a.x0, a.warmup_steps, a.period) >= 0,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ import torch
 from vaegen.config import DataConfig
 from vaegen.errors import CorpusError
 from vaegen.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+if TYPE_CHECKING:
+    from vaegen.form_inputs import FormReader
 
 
 def read_lines(path: Path, max_line_chars: int = DataConfig.max_line_chars, errors: str = "strict") -> list[str]:
@@ -118,15 +121,18 @@ def truncate(ids: list[list[int]], max_length: int) -> tuple[list[list[int]], in
 @dataclass
 class Batch:
     """Sentences as `tokens` (B, T): the pieces then </s>, right-padded; `lengths` (B,) counts </s>;
-    `labels` (B,), label ids, for a conditional model."""
+    `labels` (B,), label ids, for a conditional model; `form` (B, T, 4), where each step stands in the
+    sentence's own form, for a form-aware model (`form_inputs`)."""
 
     tokens: torch.Tensor
     lengths: torch.Tensor
     labels: torch.Tensor | None = None
+    form: torch.Tensor | None = None
 
     def to(self, device: torch.device) -> Batch:
         return Batch(self.tokens.to(device), self.lengths.to(device),
-                     None if self.labels is None else self.labels.to(device))
+                     None if self.labels is None else self.labels.to(device),
+                     None if self.form is None else self.form.to(device))
 
     @property
     def decoder_inputs(self) -> torch.Tensor:
@@ -138,15 +144,18 @@ class Batch:
 TokenIds = Sequence[int] | np.ndarray  # one sentence: a list, or a slice of a flat token array
 
 
-def collate(sentences: Sequence[TokenIds], labels: Sequence[int] | None = None) -> Batch:
-    """Token-id sequences (lists or arrays), with their label ids if any -> a padded batch with </s> appended."""
+def collate(sentences: Sequence[TokenIds], labels: Sequence[int] | None = None,
+            forms: FormReader | None = None) -> Batch:
+    """Token-id sequences (lists or arrays), with their label ids if any -> a padded batch with </s> appended;
+    with `forms`, each sentence's form inputs too."""
     lengths = np.fromiter((len(s) + 1 for s in sentences), dtype=np.int64, count=len(sentences))
     tokens = np.full((len(sentences), int(lengths.max())), PAD_ID, dtype=np.int64)
     for row, sentence in enumerate(sentences):
         tokens[row, : len(sentence)] = sentence
         tokens[row, len(sentence)] = EOS_ID
     return Batch(torch.from_numpy(tokens), torch.from_numpy(lengths),
-                 None if labels is None else torch.as_tensor(labels, dtype=torch.long))
+                 None if labels is None else torch.as_tensor(labels, dtype=torch.long),
+                 None if forms is None else forms.batch(sentences, tokens.shape[1]))
 
 
 def epoch_batches(lengths: Sequence[int] | np.ndarray, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
@@ -163,9 +172,10 @@ def epoch_batches(lengths: Sequence[int] | np.ndarray, batch_size: int, seed: in
     return [batches[i] for i in shuffled]
 
 
-def eval_batches(sentences: Sequence[TokenIds], batch_size: int, labels: Sequence[int] | None = None) -> list[Batch]:
+def eval_batches(sentences: Sequence[TokenIds], batch_size: int, labels: Sequence[int] | None = None,
+                 forms: FormReader | None = None) -> list[Batch]:
     """Fixed, length-sorted batches for validation and encoding (order restored by the caller if needed)."""
     order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
     chunks = [order[j : j + batch_size] for j in range(0, len(order), batch_size)]
-    return [collate([sentences[i] for i in chunk], None if labels is None else [labels[i] for i in chunk])
+    return [collate([sentences[i] for i in chunk], None if labels is None else [labels[i] for i in chunk], forms)
             for chunk in chunks]

@@ -7,7 +7,8 @@ which are structural or carry no text, nor the ids in `banned` (the tokenizer's 
 A decoding may start after a given prefix of tokens (sentence completion); the prefix is then part of
 what the decoder has read, not of what is returned. It may also be held to a `Form`: per-step masks
 of allowed tokens, which fix its length and its punctuation (a Song ci tune's, `tunes.form_masks`),
-and optionally rhymes, steps whose token must rhyme with the token chosen at an earlier step.
+and optionally rhymes, steps whose token must rhyme with the token chosen at an earlier step; or,
+without a form, to a grammar of well-formed clauses (`clause_grammar`).
 
 The codes decoded here are what the decoder reads (`SentenceVAE.code`): z, followed by the label's
 embedding for a conditional model.
@@ -19,12 +20,16 @@ the end of sentence included, whatever strategy chose the tokens.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
+from vaegen import form_inputs
 from vaegen.model import SentenceVAE
 from vaegen.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+
+if TYPE_CHECKING:  # tunes, which clause_grammar reads its marks from, builds on this module's Form
+    from vaegen.clause_grammar import ClauseGrammar
 
 DECODE_BATCH = 1024  # codes decoded at once: bounds memory for large --n
 
@@ -41,6 +46,7 @@ class Strategy:
     beam: int = 0  # beam width; 0 = no beam search
     length_penalty: float = 1.0  # beam scores are log p / length ** length_penalty (0: raw log p)
     rhyme: bool = False  # a model of tunes: every sentence of a ci ends on the rhyme of its first (needs pypinyin)
+    grammar: bool = True  # hold clause marks to a well-formed clause grammar where the model writes them
 
     def __post_init__(self) -> None:
         if self.temperature <= 0 or self.top_k < 0 or not 0 < self.top_p <= 1 or self.beam < 0 or self.length_penalty < 0:
@@ -60,6 +66,8 @@ class Form(NamedTuple):
     anchor: int = 0
     rhymes: frozenset[int] = frozenset()
     classes: torch.Tensor | None = None
+    inputs: torch.Tensor | None = None  # a form-aware decoder's (kind, clause, left) at each step of the whole form
+    prefix: tuple[int, ...] = ()  # the tokens a prefix already wrote in the form (`after`)
 
     def mask(self, step: int, anchors: torch.Tensor | None) -> torch.Tensor:
         """The tokens allowed at `step`: (V,), or (N, V) at a rhyme, given `anchors` (N,), each row's token at
@@ -71,17 +79,27 @@ class Form(NamedTuple):
     def after(self, prefix: list[int]) -> Form:
         """The form of what follows `prefix`; where the anchor lies in the prefix its class is fixed."""
         k = len(prefix)
+        written = self._replace(prefix=self.prefix + tuple(prefix))
         if self.classes is None or self.anchor >= k:
-            return Form(self.allowed[k:], self.anchor - k, frozenset(s - k for s in self.rhymes), self.classes)
+            return written._replace(allowed=self.allowed[k:], anchor=self.anchor - k,
+                                    rhymes=frozenset(s - k for s in self.rhymes))
         allowed = self.allowed.clone()
         rhyming = self.classes == self.classes[prefix[self.anchor]]
         for step in self.rhymes:
             allowed[step] &= rhyming
-        return Form(allowed[k:])
+        return written._replace(allowed=allowed[k:], anchor=0, rhymes=frozenset(), classes=None)
+
+    def reads(self, step: int, written: torch.Tensor) -> torch.Tensor | None:
+        """What a form-aware decoder reads at `step` of this decoding, (N, 1, 4), given each row's tokens
+        `written` (N, step) so far; None for a form without decoder inputs."""
+        if self.inputs is None:
+            return None
+        return form_inputs.step_inputs(self.inputs, len(self.prefix) + step, self.prefix, written)
 
     def to(self, device: torch.device) -> Form:
         return self._replace(allowed=self.allowed.to(device),
-                             classes=None if self.classes is None else self.classes.to(device))
+                             classes=None if self.classes is None else self.classes.to(device),
+                             inputs=None if self.inputs is None else self.inputs.to(device))
 
 
 class Decoded(NamedTuple):
@@ -124,22 +142,32 @@ def draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor
     return torch.searchsorted(cdf, u, right=True).clamp_max(probs.size(-1) - 1).squeeze(1)
 
 
-def start(model: SentenceVAE, z: torch.Tensor, prefix: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+def read_prefix(form: Form | None, prefix: list[int], n: int) -> torch.Tensor | None:
+    """What a form-aware decoder reads while it reads <s> and the prefix (the form's first steps), for n codes:
+    (n, len(prefix) + 1, 4)."""
+    if form is None or form.inputs is None:
+        return None
+    return form_inputs.prefix_inputs(form.inputs, prefix).expand(n, -1, -1)
+
+
+def start(model: SentenceVAE, z: torch.Tensor, prefix: list[int],
+          form: Form | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Read <s> and the prefix for each code: the decoder state (layers, N, H) and the logits (N, V) of
     the first token to choose."""
     inputs = torch.tensor([[BOS_ID, *prefix]], device=z.device).expand(z.size(0), -1)
-    logits, state = model.decode(inputs, z, model.initial_state(z))
+    logits, state = model.decode(inputs, z, model.initial_state(z), read_prefix(form, prefix, z.size(0)))
     return state, logits[:, -1].float()
 
 
 @torch.no_grad()
-def prefix_log_likelihood(model: SentenceVAE, z: torch.Tensor, prefix: list[int]) -> torch.Tensor:
+def prefix_log_likelihood(model: SentenceVAE, z: torch.Tensor, prefix: list[int],
+                          form: Form | None = None) -> torch.Tensor:
     """log p(prefix | z) for each code z (N, L) -> (N,): how well each code explains the prefix, with
-    no end of sentence (the sentence goes on)."""
+    no end of sentence (the sentence goes on); written in `form`, for a form-aware model."""
     if not prefix:
         return z.new_zeros(z.size(0))
     inputs = torch.tensor([[BOS_ID, *prefix[:-1]]], device=z.device).expand(z.size(0), -1)
-    logits, _ = model.decode(inputs, z, model.initial_state(z))
+    logits, _ = model.decode(inputs, z, model.initial_state(z), read_prefix(form, prefix[:-1], z.size(0)))
     targets = torch.tensor(prefix, device=z.device).expand(z.size(0), -1)
     return logits.float().log_softmax(dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1).sum(dim=1)
 
@@ -147,9 +175,10 @@ def prefix_log_likelihood(model: SentenceVAE, z: torch.Tensor, prefix: list[int]
 @torch.no_grad()
 def generate(model: SentenceVAE, z: torch.Tensor, max_length: int, strategy: Strategy = GREEDY,
              generator: torch.Generator | None = None, banned: list[int] | None = None,
-             prefix: list[int] | None = None, form: Form | None = None) -> Decoded:
+             prefix: list[int] | None = None, form: Form | None = None,
+             grammar: ClauseGrammar | None = None) -> Decoded:
     """z (N, L) -> a decoding per code, each at most max_length tokens (after the prefix), or exactly
-    as long as the steps of `form` when given."""
+    as long as the steps of `form` when given; held to the clause `grammar` when given."""
     masked = [PAD_ID, BOS_ID, UNK_ID, *(banned or [])]
     if form is not None:
         max_length = form.allowed.size(0) - 1
@@ -161,11 +190,11 @@ def generate(model: SentenceVAE, z: torch.Tensor, max_length: int, strategy: Str
         if width:
             best = [hypotheses[0] for hypotheses in beam_search(model, chunk, max_length, width,
                                                                   strategy.length_penalty, masked, prefix or [],
-                                                                  form)]
+                                                                  form, grammar)]
             ids.extend(h.ids for h in best)
             logprobs.append(torch.tensor([h.logprob for h in best]))
         else:
-            decoded = _sample(model, chunk, max_length, strategy, generator, masked, prefix or [], form)
+            decoded = _sample(model, chunk, max_length, strategy, generator, masked, prefix or [], form, grammar)
             ids.extend(decoded.ids)
             logprobs.append(decoded.logprobs)
     return Decoded(ids, torch.cat(logprobs) if logprobs else torch.zeros(0))
@@ -173,10 +202,10 @@ def generate(model: SentenceVAE, z: torch.Tensor, max_length: int, strategy: Str
 
 def _sample(model: SentenceVAE, z: torch.Tensor, max_length: int, strategy: Strategy,
             generator: torch.Generator | None, masked: list[int], prefix: list[int],
-            form: Form | None = None) -> Decoded:
+            form: Form | None = None, grammar: ClauseGrammar | None = None) -> Decoded:
     """Greedy or sampled decoding of a batch; finished rows leave the batch."""
     n = z.size(0)
-    state, logits = start(model, z, prefix)
+    state, logits = start(model, z, prefix, form)
     rows = torch.arange(n, device=z.device)  # which code each active row belongs to
     tokens = torch.full((n, max_length + 1), PAD_ID, dtype=torch.long, device=z.device)
     logprobs = torch.zeros(n, device=z.device)
@@ -185,6 +214,9 @@ def _sample(model: SentenceVAE, z: torch.Tensor, max_length: int, strategy: Stra
         logits[:, masked] = float("-inf")
         if form is not None:
             logits.masked_fill_(~form.mask(step, tokens[rows, form.anchor]), float("-inf"))
+        if grammar is not None:
+            previous = tokens[rows, step - 1] if step else rows.new_full(rows.shape, prefix[-1] if prefix else BOS_ID)
+            logits.masked_fill_(~grammar.allowed(previous), float("-inf"))
         token = choose(logits, strategy, generator)
         tokens[rows, step] = token
         ended = token == EOS_ID
@@ -194,7 +226,8 @@ def _sample(model: SentenceVAE, z: torch.Tensor, max_length: int, strategy: Stra
         if step == max_length or not going.any():
             break
         rows, token, z, state = rows[going], token[going], z[going], state[:, going]
-        step_logits, state = model.decode(token.unsqueeze(1), z, state)
+        reads = None if form is None else form.reads(step + 1, tokens[rows, : step + 1])
+        step_logits, state = model.decode(token.unsqueeze(1), z, state, reads)
         logits = step_logits[:, -1].float()
     return Decoded(_until_end(tokens.tolist(), max_length), logprobs.cpu())
 
@@ -212,7 +245,7 @@ class Hypothesis(NamedTuple):
 @torch.no_grad()
 def beam_search(model: SentenceVAE, z: torch.Tensor, max_length: int, width: int, length_penalty: float = 1.0,
                 masked: list[int] | None = None, prefix: list[int] | None = None,
-                form: Form | None = None) -> list[list[Hypothesis]]:
+                form: Form | None = None, grammar: ClauseGrammar | None = None) -> list[list[Hypothesis]]:
     """Beam search from each code z (N, L): per code, at most `width` hypotheses, best score first.
 
     Each step extends the live hypotheses of a code by every token and keeps the `width` most likely
@@ -222,9 +255,9 @@ def beam_search(model: SentenceVAE, z: torch.Tensor, max_length: int, width: int
     """
     masked = masked if masked is not None else [PAD_ID, BOS_ID, UNK_ID]
     prefix = prefix or []
-    greedy = _sample(model, z, max_length, GREEDY, None, masked, prefix, form)
+    greedy = _sample(model, z, max_length, GREEDY, None, masked, prefix, form, grammar)
     n = z.size(0)
-    state, logits = start(model, z, prefix)
+    state, logits = start(model, z, prefix, form)
     banned = torch.zeros(logits.size(-1), dtype=torch.bool, device=z.device)
     banned[masked] = True
     state, logits, codes = (state.repeat_interleave(width, dim=1), logits.repeat_interleave(width, dim=0),
@@ -245,6 +278,10 @@ def beam_search(model: SentenceVAE, z: torch.Tensor, max_length: int, width: int
             ruled_out = banned | ~form.mask(step, anchors)
         else:
             ruled_out = banned
+        if grammar is not None:
+            previous = history[:, :, -1].reshape(-1) if step else history.new_full((n * width,), prefix[-1]
+                                                                                     if prefix else BOS_ID)
+            ruled_out = ruled_out | ~grammar.allowed(previous)
         totals = (live.view(-1, 1) + logits.log_softmax(dim=-1).masked_fill(ruled_out, float("-inf"))).view(n, -1)
         values, flat = totals.topk(min(2 * width, totals.size(1)), dim=1)
         next_live = torch.full_like(live, float("-inf"))
@@ -275,7 +312,8 @@ def beam_search(model: SentenceVAE, z: torch.Tensor, max_length: int, width: int
         history = torch.cat([history.gather(1, parents.unsqueeze(-1).expand(-1, -1, history.size(2))),
                              tokens.unsqueeze(-1)], dim=2)
         live = next_live
-        step_logits, state = model.decode(tokens.view(-1, 1), codes, state[:, rows])
+        reads = None if form is None else form.reads(step + 1, history.view(n * width, -1))
+        step_logits, state = model.decode(tokens.view(-1, 1), codes, state[:, rows], reads)
         logits = step_logits[:, -1].float()
     results = []
     for code in range(n):

@@ -7,9 +7,11 @@ data always reports the same numbers.
 `evaluate` (the `vaegen eval` command) adds what the papers report: an importance-weighted estimate of
 -log p(x) with K samples per sentence (Burda et al., 2016), the perplexity it implies per word or per
 character, mutual information and active units, reconstruction BLEU, and for samples from the prior
-distinct-n, self-BLEU and the share copied from the training lines. All ratios are per sentence
-(nats) unless named otherwise. Mutual information is reported with its ceiling log N (N the sentences
-it was estimated over, `metrics.mi_ceiling`): an estimate at the ceiling says only that N is too small.
+distinct-n, self-BLEU and the share copied from the training lines; given a judge (`vaegen.fluency`), the
+perplexity of those samples and of the held-out lines under an n-gram model of the training text. All
+ratios are per sentence (nats) unless named otherwise. Mutual information is reported with its ceiling
+log N (N the sentences it was estimated over, `metrics.mi_ceiling`): an estimate at the ceiling says
+only that N is too small.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm import tqdm
@@ -25,10 +28,16 @@ from tqdm import tqdm
 from vaegen import metrics
 from vaegen.data import TokenIds, eval_batches
 from vaegen.devices import resolve_precision
+from vaegen.form_inputs import FormReader
+from vaegen.forms import form_of
 from vaegen.generator import SentenceGenerator
 from vaegen.model import SentenceVAE, reparameterize
 from vaegen.objectives import kl_divergence
 from vaegen.tokenizer import cjk_share
+from vaegen.tunes import form_probability
+
+if TYPE_CHECKING:  # vaegen.fluency needs nltk, an optional extra
+    from vaegen.fluency import FluencyReport, Judge
 
 MI_SENTENCES = 4096  # validation MI is O(N^2 L): a larger set is subsampled evenly
 IW_TOKENS = 8192  # decoder tokens scored at once by the importance-weighted estimate: bounds memory
@@ -66,17 +75,18 @@ def describe_mi(mi: float, ceiling: float) -> str:
 
 @torch.no_grad()
 def evaluate_elbo(model: SentenceVAE, sentences: Sequence[TokenIds], batch_size: int, device: torch.device,
-                  seed: int = 0, labels: Sequence[int] | None = None) -> ElboReport:
+                  seed: int = 0, labels: Sequence[int] | None = None, forms: FormReader | None = None) -> ElboReport:
+    """One posterior draw per sentence at beta = 1 (a form-aware model reads each sentence's `forms`)."""
     was_training = model.training
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     rec_total = kl_total = 0.0
     tokens = 0
     means, logvars, draws = [], [], []
-    for batch in eval_batches(sentences, batch_size, labels):
+    for batch in eval_batches(sentences, batch_size, labels, forms):
         batch = batch.to(device)
         eps = torch.randn(batch.tokens.size(0), model.config.latent_dim, generator=generator).to(device)
-        out = model(batch.tokens, batch.lengths, batch.decoder_inputs, eps, batch.labels)
+        out = model(batch.tokens, batch.lengths, batch.decoder_inputs, eps, batch.labels, batch.form)
         rec_total += model.token_nll(out.hidden, batch.tokens).sum().item()
         kl_total += kl_divergence(out.mu, out.logvar).sum().item()
         tokens += int(batch.lengths.sum())
@@ -110,7 +120,7 @@ class CorpusScores:
 @torch.no_grad()
 def score_corpus(model: SentenceVAE, sentences: Sequence[TokenIds], samples: int, device: torch.device,
                  seed: int = 0, precision: str = "fp32", batch_size: int = 32, progress: bool = False,
-                 labels: Sequence[int] | None = None) -> CorpusScores:
+                 labels: Sequence[int] | None = None, forms: FormReader | None = None) -> CorpusScores:
     """Score each sentence with K = `samples` draws z_k ~ q(z|x): log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x)
     (for a conditional model, given its label c: p(x|z_k, c) and q(z_k|x, c), so the estimate is of -log p(x|c)).
 
@@ -127,7 +137,7 @@ def score_corpus(model: SentenceVAE, sentences: Sequence[TokenIds], samples: int
     samples = samples if latent else 1
     recs, kls, nlls, mus, logvars, draws = [], [], [], [], [], []
     tokens = 0
-    batches = eval_batches(sentences, batch_size, labels)
+    batches = eval_batches(sentences, batch_size, labels, forms)
     for batch in tqdm(batches, desc=f"scoring (K={samples})", unit="batch", disable=not progress, dynamic_ncols=True):
         batch = batch.to(device)
         rows, width = batch.tokens.shape
@@ -143,8 +153,9 @@ def score_corpus(model: SentenceVAE, sentences: Sequence[TokenIds], samples: int
             code = model.code(z.reshape(rows * k, latent), labels_k)
             tokens_k = batch.tokens.repeat_interleave(k, dim=0)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low):
+                form_k = None if batch.form is None else batch.form.repeat_interleave(k, dim=0)
                 hidden, _ = model.decoder_states(batch.decoder_inputs.repeat_interleave(k, dim=0), code,
-                                                 model.initial_state(code))
+                                                 model.initial_state(code), form_k)
             rec = model.token_nll(hidden.float(), tokens_k, dtype).view(rows, k)
             prior = metrics.gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
             posterior = metrics.gaussian_log_density(z, mu.unsqueeze(1), logvar.unsqueeze(1))
@@ -190,8 +201,10 @@ class Evaluation:
     self_bleu: float  # 0-100
     copy_rate: float | None  # share of samples identical to a training line (None: no training lines given)
     seconds: float
+    form_nll: float = 0.0  # -log p(form | tune) per ci, included in nll and elbo (form-aware models)
+    fluency: FluencyReport | None = None  # judge perplexity and diversity, samples beside held-out lines (with a judge)
 
-    def as_dict(self) -> dict[str, float | int | str | None]:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def table(self) -> list[str]:
@@ -211,39 +224,61 @@ class Evaluation:
                                                   f"{self.distinct_2:.3f}, self-BLEU {self.self_bleu:.2f}, "
                                                   f"copies of training lines {copy}")),
         ]
+        if self.fluency is not None:
+            rows += self.fluency.rows()
         width = max(len(name) for name, _ in rows)
         return [f"{name:<{width}}  {value}" for name, value in rows]
 
 
+def form_nll(model: SentenceGenerator, lines: list[str], tunes: list[str] | None) -> float:
+    """-log p(form(x) | tune) summed over the lines, with p(form | tune) the smoothed training frequency
+    (`tunes.form_probability`): what a form-aware model, which scores p(x | tune, form(x)), leaves out of
+    -log p(x | tune) = -log p(form(x) | tune) - log p(x | tune, form(x)). 0 for any other model."""
+    if not model.config.model.form_dim or model.labels is None or tunes is None:
+        return 0.0
+    known = model.labels
+    return -sum(math.log(form_probability(known.tune(label), form_of(text)))
+                for label, text in zip(known.ids(tunes), lines))
+
+
 def evaluate(model: SentenceGenerator, lines: list[str], iw_samples: int = 500, prior_samples: int = 1000,
              train_lines: list[str] | None = None, seed: int = 0, precision: str = "fp32",
-             progress: bool = False, tunes: list[str] | None = None) -> Evaluation:
+             progress: bool = False, tunes: list[str] | None = None, judge: Judge | None = None) -> Evaluation:
     """Every figure of `vaegen eval` for the held-out `lines` (with their `tunes`, for a conditional model);
-    `train_lines` enable the copy rate; `precision` "fp32", "bf16" or "auto" is that of the likelihood passes."""
+    `train_lines` enable the copy rate, a `judge` (`fluency.cached_judge`) the fluency figures; `precision`
+    "fp32", "bf16" or "auto" is that of the likelihood passes."""
     started = time.perf_counter()
     precision = resolve_precision(precision, model.device)
     ids = model.tokenizer.encode(lines)  # not truncated: the likelihood covers every token
     labels = model.labels.ids(tunes) if model.labels is not None and tunes is not None else None
+    forms = FormReader(model.tokenizer) if model.config.model.form_dim else None
     scores = score_corpus(model.model, ids, iw_samples, model.device, seed, precision, progress=progress,
-                          labels=labels)
+                          labels=labels, forms=forms)
+    form_total = form_nll(model, lines, tunes)
     n = len(lines)
     cjk = cjk_share(lines[:20_000]) > 0.5
     units = sum(len(metrics.units(line, cjk)) + 1 for line in lines)
-    nll_total = scores.nll.sum().item()
+    nll_total = scores.nll.sum().item() + form_total
     reconstructions = [g.text for g in model.decode(model.encode(lines, tunes).mu, tune=tunes)]
     drawn = [g.text for g in model.sample(prior_samples, seed=seed)]
     copied = None
     if train_lines is not None:
         seen = set(train_lines)
         copied = sum(text in seen for text in drawn) / len(drawn)
+    fluency = None
+    if judge is not None:
+        from vaegen.fluency import fluency_report
+
+        fluency = fluency_report(judge, drawn, lines, seed)
     return Evaluation(
         sentences=n, tokens=scores.tokens, units=units, unit="character" if cjk else "word",
         iw_samples=iw_samples if model.latent_dim else 1, precision=precision, nll=nll_total / n,
         ppl=math.exp(nll_total / units),
-        elbo=(scores.rec + scores.kl).mean().item(), rec=scores.rec.mean().item(), kl=scores.kl.mean().item(),
+        elbo=(scores.rec + scores.kl).mean().item() + form_total / n, form_nll=form_total / n, rec=scores.rec.mean().item(), kl=scores.kl.mean().item(),
         mi=metrics.mutual_information(scores.mu, scores.logvar, scores.z), mi_ceiling=metrics.mi_ceiling(n),
         au=metrics.active_units(scores.mu),
         latent_dim=model.latent_dim, bleu=metrics.corpus_bleu(reconstructions, lines, cjk), samples=len(drawn),
         distinct_1=metrics.distinct_n(drawn, 1, cjk), distinct_2=metrics.distinct_n(drawn, 2, cjk),
         self_bleu=metrics.self_bleu(drawn, cjk), copy_rate=copied, seconds=time.perf_counter() - started,
+        fluency=fluency,
     )

@@ -11,26 +11,34 @@
 
 Each returns `Generation`s (text, log-probability, code). Every CLI generation command is a thin
 wrapper over one of these methods. A conditional model (one trained on labelled lines, e.g. whole
-Song ci by tune) takes the tune too: `model.sample(3, tune="浣溪沙")`; what it writes then follows the
-tune's most common form (`tunes.form_masks`). Sampling without a tune draws the tunes by their
-frequency in training; the other methods need one. What a tune means for generation (its label id,
-its form) is `tunes.TuneBook`'s to answer; what the decoder reads is built here by `_code` alone.
+Song ci by tune) takes the tune too: `model.sample(3, tune="浣溪沙")`; what it writes then follows a
+form of the tune (`tunes.form_masks`), the one asked by `form` (its rank among the tune's forms, 1 the
+most common, or a form written out: `form=2`, `form="7。7。7。7，7。7。"`) or else, for `sample`, one
+drawn by how often the tune used each; for `reconstruct` and `near`, the text's own; for the others,
+the most common. Sampling without a tune draws the tunes by their frequency in training; the other
+methods need one. What a tune means for generation (its label id, its forms) is `tunes.TuneBook`'s to
+answer; what the decoder reads is built here by `_code` alone, and `_generate` holds it to a form.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 
 from vaegen import checkpoint, latent
+from vaegen.clause_grammar import ClauseGrammar
 from vaegen.data import collate, truncate
 from vaegen.decoding import DECODE_BATCH, GREEDY, SAMPLING, Decoded, Strategy, generate, prefix_log_likelihood
 from vaegen.devices import resolve_device
 from vaegen.errors import VaegenError
+from vaegen.forms import form_of
 from vaegen.model import Posterior
 from vaegen.tunes import TuneBook, TuneNames
+
+FormChoice = str | int | None  # a form written out, a rank among the tune's forms (1: the most common), or none
 
 
 class Generation(NamedTuple):
@@ -38,6 +46,7 @@ class Generation(NamedTuple):
     logprob: float  # log p(text | z) under the decoder, end of sentence included (the prefix too, for completions)
     z: list[float]  # the code it was decoded from
     tune: str | None = None  # the tune (label) it was written to, for a conditional model
+    form: str | None = None  # the form it was held to, for a conditional model
 
     def __str__(self) -> str:
         return self.text
@@ -48,6 +57,7 @@ class SentenceGenerator:
         self.config, self.tokenizer, self.model, self.train_state, self.labels = loaded
         self.device = device
         self._tunes = TuneBook(self.labels, self.tokenizer, device)
+        self._grammar = ClauseGrammar.of(self.tokenizer)  # None for a model that writes no clause marks
 
     @property
     def latent_dim(self) -> int:
@@ -85,11 +95,13 @@ class SentenceGenerator:
                 logvars.append(logvar)
         return Posterior(torch.cat(mus), torch.cat(logvars))
 
-    def decode(self, z: torch.Tensor, strategy: Strategy = GREEDY, *, tune: TuneNames = None, seed: int | None = None,
-               max_length: int | None = None, generator: torch.Generator | None = None) -> list[Generation]:
+    def decode(self, z: torch.Tensor, strategy: Strategy = GREEDY, *, tune: TuneNames = None, form: FormChoice = None,
+               seed: int | None = None, max_length: int | None = None,
+               generator: torch.Generator | None = None) -> list[Generation]:
         """Texts for codes z (N, latent_dim), greedy unless `strategy` says otherwise."""
         labels = self._tunes.ids(tune, len(z))
-        return self._decode(z, strategy, generator or self._generator(seed), max_length, labels)
+        forms = self._forms(tune, labels, form, self._tunes.common)
+        return self._decode(z, strategy, generator or self._generator(seed), max_length, labels, forms)
 
     def _code(self, z: torch.Tensor, label: int | None) -> torch.Tensor:
         """What the decoder reads for codes z (N, L) all under one label (or none): (N, L + C), on the model's device."""
@@ -97,43 +109,53 @@ class SentenceGenerator:
         return self.model.code(z.to(self.device), labels)
 
     def _generate(self, code: torch.Tensor, strategy: Strategy, generator: torch.Generator, max_length: int | None,
-                  prefix_ids: list[int] | None = None, label: int | None = None) -> Decoded:
-        """Decode codes (`_code`) under one label (or none), following the label's form from where the prefix ends."""
+                  prefix_ids: list[int] | None = None, form_text: str = "") -> Decoded:
+        """Decode codes (`_code`), held to `form_text` (a form as `form_of` writes it; "" for none) from where
+        the prefix ends."""
         limit = max_length or self.config.data.max_length
         prefix_ids = prefix_ids or []
-        form = None
-        if label is not None:
-            form = self._tunes.form(label, strategy.rhyme)
-            if form is not None:
-                steps = len(form.allowed)
-                if len(prefix_ids) >= steps or not all(form.allowed[i, t] for i, t in enumerate(prefix_ids)):
-                    raise VaegenError(f"the prefix does not fit the form of {self._tunes.name(label)}, "
-                                      f"{self._tunes.tune(label).form}; begin as the form does, or pick another tune")
-                form = form.after(prefix_ids)
+        form = self._tunes.form(form_text, strategy.rhyme)
+        if form is not None:
+            steps = len(form.allowed)
+            if len(prefix_ids) >= steps or not all(form.allowed[i, t] for i, t in enumerate(prefix_ids)):
+                raise VaegenError(f"the prefix does not fit the form {form_text}; begin as the form does, or pick "
+                                  "another form or tune")
+            form = form.after(prefix_ids)
         if strategy.rhyme and form is None:
             raise VaegenError("rhymes need a tune whose form has sentences: a model trained on tunes and --tune, "
                               "or drop --rhyme")
         if form is None and len(prefix_ids) >= limit:
             raise VaegenError(f"the prefix is {len(prefix_ids)} tokens long, leaving no room under the maximum "
                               f"length of {limit}; shorten it or raise --max-length")
+        grammar = self._grammar if form is None and strategy.grammar else None  # a form holds to more
         return generate(self.model, code, limit - len(prefix_ids), strategy, generator,
-                        self.tokenizer.control_ids, prefix_ids, form)
+                        self.tokenizer.control_ids, prefix_ids, form, grammar)
 
     def _decode(self, z: torch.Tensor, strategy: Strategy, generator: torch.Generator, max_length: int | None,
-                labels: list[int] | None = None) -> list[Generation]:
-        """Decode each code under its label, one batch per label."""
+                labels: list[int] | None = None, forms: list[str] | None = None) -> list[Generation]:
+        """Decode each code under its label and form (default: the label's most common), one batch per pair."""
         if labels is None:
             decoded = self._generate(self._code(z, None), strategy, generator, max_length)
             return generations(self.tokenizer.decode(decoded.ids), decoded.logprobs, z)
+        forms = forms if forms is not None else self._tunes.common(labels)
         texts, logprobs = [""] * len(z), torch.zeros(len(z))
-        groups: dict[int, list[int]] = {}
-        for row, label in enumerate(labels):
-            groups.setdefault(label, []).append(row)
-        for label, rows in groups.items():
-            decoded = self._generate(self._code(z[rows], label), strategy, generator, max_length, label=label)
+        groups: dict[tuple[int, str], list[int]] = {}
+        for row, pair in enumerate(zip(labels, forms)):
+            groups.setdefault(pair, []).append(row)
+        for (label, form), rows in groups.items():
+            decoded = self._generate(self._code(z[rows], label), strategy, generator, max_length, form_text=form)
             for row, text, logprob in zip(rows, self.tokenizer.decode(decoded.ids), decoded.logprobs):
                 texts[row], logprobs[row] = text, logprob
-        return generations(texts, logprobs, z, [self._tunes.name(label) for label in labels])
+        return generations(texts, logprobs, z, [self._tunes.name(label) for label in labels], forms)
+
+    def _forms(self, tune: TuneNames, labels: list[int] | None, form: FormChoice,
+               default: Callable[[list[int]], list[str]]) -> list[str] | None:
+        """The form of each text: the one `form` asks of the tune, else `default`'s; None without labels."""
+        if form is not None and (labels is None or not isinstance(tune, str)):
+            raise VaegenError("a form belongs to a tune: pass --tune NAME with --form")
+        if labels is None:
+            return None
+        return default(labels) if form is None else [self._tunes.resolve(labels[0], form)] * len(labels)
 
     def _continue(self, prefix: str, prefix_ids: list[int], ids: list[int]) -> str:
         """The prefix verbatim, then the text that `ids` add after it (its spacing as the tokenizer has it)."""
@@ -141,76 +163,97 @@ class SentenceGenerator:
         rest = whole[len(head):] if whole.startswith(head) else self.tokenizer.decode([ids])[0]
         return prefix + (rest.lstrip() if prefix[-1:].isspace() else rest)
 
-    def sample(self, n: int, strategy: Strategy = SAMPLING, *, tune: str | None = None, seed: int | None = None,
-               max_length: int | None = None) -> list[Generation]:
+    def sample(self, n: int, strategy: Strategy = SAMPLING, *, tune: str | None = None, form: FormChoice = None,
+               seed: int | None = None, max_length: int | None = None) -> list[Generation]:
         """n sentences decoded from z ~ N(0, I), sampled at temperature 1 unless `strategy` says otherwise;
-        for a conditional model written to `tune`, or to tunes drawn by their frequency."""
+        for a conditional model written to `tune`, or to tunes drawn by their frequency, each in `form` or
+        in a form drawn by how often its tune used each."""
         generator = self._generator(seed)
         z = self._prior(n, generator)
         labels = self._tunes.draw(n, generator) if tune is None else self._tunes.ids(tune, n)
-        return self._decode(z, strategy, generator, max_length, labels)
+        forms = self._forms(tune, labels, form, lambda drawn: self._tunes.draw_forms(drawn, generator))
+        return self._decode(z, strategy, generator, max_length, labels, forms)
 
     def near(self, text: str, n: int, radius: float = 0.5, strategy: Strategy = SAMPLING, *,
-             tune: str | None = None, seed: int | None = None, max_length: int | None = None) -> list[Generation]:
-        """n variations on `text`: codes drawn from N(mu, radius^2 I) around its posterior mean."""
+             tune: str | None = None, form: FormChoice = None, seed: int | None = None,
+             max_length: int | None = None) -> list[Generation]:
+        """n variations on `text`: codes drawn from N(mu, radius^2 I) around its posterior mean; for a
+        conditional model in `form`, or in the text's own."""
         self._needs_latent("sample near a sentence in")
         generator = self._generator(seed)
         labels = self._tunes.ids(tune, n)
+        forms = self._forms(tune, labels, form, lambda same: self._own_forms([text] * len(same), same))
         z = self.encode([text], tune).mu + radius * self._prior(n, generator)
-        return self._decode(z, strategy, generator, max_length, labels)
+        return self._decode(z, strategy, generator, max_length, labels, forms)
 
     def reconstruct(self, texts: list[str], strategy: Strategy = GREEDY, *, tune: TuneNames = None,
-                    sample_z: bool = False, seed: int | None = None, max_length: int | None = None) -> list[Generation]:
-        """Encode each text and decode it again: from its posterior mean, or a draw of q(z|x) with sample_z."""
+                    form: FormChoice = None, sample_z: bool = False, seed: int | None = None,
+                    max_length: int | None = None) -> list[Generation]:
+        """Encode each text and decode it again: from its posterior mean, or a draw of q(z|x) with sample_z;
+        for a conditional model in `form`, or in each text's own."""
         self._needs_latent("reconstruct from")
         generator = self._generator(seed)
         labels = self._tunes.ids(tune, len(texts))
+        forms = self._forms(tune, labels, form, lambda each: self._own_forms(texts, each))
         mu, logvar = self.encode(texts, tune)
         z = mu + (0.5 * logvar).exp() * self._prior(len(texts), generator) if sample_z else mu
-        return self._decode(z, strategy, generator, max_length, labels)
+        return self._decode(z, strategy, generator, max_length, labels, forms)
+
+    def _own_forms(self, texts: list[str], labels: list[int]) -> list[str]:
+        """Each text's own form; the most common of its label for a text without one (no clause marks)."""
+        return [form_of(text) or common for text, common in zip(texts, self._tunes.common(labels))]
 
     def interpolate(self, a: str | None = None, b: str | None = None, steps: int = 7, path: str = "linear",
-                    strategy: Strategy = GREEDY, *, tune: str | None = None, unique: bool = False,
-                    seed: int | None = None, max_length: int | None = None) -> list[Generation]:
+                    strategy: Strategy = GREEDY, *, tune: str | None = None, form: FormChoice = None,
+                    unique: bool = False, seed: int | None = None, max_length: int | None = None) -> list[Generation]:
         """Decodings at `steps` points from a's code to b's (posterior means; an endpoint left None is drawn
         from the prior), along a straight line or a great circle (`path="slerp"`); for a conditional model
         both ends and the whole path belong to one tune. `unique` drops a decoding equal to the one before it."""
         self._needs_latent("interpolate in")
         generator = self._generator(seed)
         labels = self._tunes.ids(tune, steps)
+        forms = self._forms(tune, labels, form, self._tunes.common)
         start, end = (self.encode([text], tune).mu[0] if text is not None else self._prior(1, generator)[0]
                       for text in (a, b))
-        results = self._decode(latent.path(start, end, steps, path), strategy, generator, max_length, labels)
+        results = self._decode(latent.path(start, end, steps, path), strategy, generator, max_length, labels, forms)
         if unique:
             results = [g for i, g in enumerate(results) if i == 0 or g.text != results[i - 1].text]
         return results
 
     def complete(self, prefix: str, n: int = 5, strategy: Strategy = SAMPLING, *, tune: str | None = None,
-                 candidates: int = 256, seed: int | None = None, max_length: int | None = None) -> list[Generation]:
+                 form: FormChoice = None, candidates: int = 256, seed: int | None = None,
+                 max_length: int | None = None) -> list[Generation]:
         """n sentences that begin with `prefix` verbatim. Codes are drawn from the prior, weighted by how
         likely the decoder finds the prefix under each, resampled by those weights, and the continuation
-        is decoded from the chosen codes; the most prefix-likely codes come first."""
+        is decoded from the chosen codes; the most prefix-likely codes come first. For a conditional model
+        the whole ci, prefix included, follows `form` or the tune's most common."""
         if not prefix.strip():
             raise VaegenError("the prefix is empty; give the beginning of a sentence, or use `vaegen sample`")
         generator = self._generator(seed)
         labels = self._tunes.ids(tune, 1)
         label = labels[0] if labels is not None else None
+        forms = self._forms(tune, labels, form, self._tunes.common)
         pool = self._prior(candidates, generator)
         prefix_ids = self.tokenizer.encode([prefix])[0]
         codes = self._code(pool, label)
-        likelihoods = prefix_log_likelihood(self.model, codes, prefix_ids)
+        held = self._tunes.form(forms[0], False) if forms is not None else None  # where the prefix stands in it
+        likelihoods = prefix_log_likelihood(self.model, codes, prefix_ids, held)
         chosen = latent.resample_by_likelihood(likelihoods, n, generator)
-        decoded = self._generate(codes[chosen], strategy, generator, max_length, prefix_ids, label)
+        decoded = self._generate(codes[chosen], strategy, generator, max_length, prefix_ids,
+                                 forms[0] if forms is not None else "")
         texts = [self._continue(prefix, prefix_ids, ids) for ids in decoded.ids]
         tunes = None if label is None else [self._tunes.name(label)] * n
-        return generations(texts, decoded.logprobs + likelihoods[chosen].cpu(), pool[chosen], tunes)
+        return generations(texts, decoded.logprobs + likelihoods[chosen].cpu(), pool[chosen], tunes,
+                           None if forms is None else forms[:1] * n)
 
 
-def generations(texts: list[str], logprobs: torch.Tensor, z: torch.Tensor,
-                tunes: list[str] | None = None) -> list[Generation]:
+def generations(texts: list[str], logprobs: torch.Tensor, z: torch.Tensor, tunes: list[str] | None = None,
+                forms: list[str] | None = None) -> list[Generation]:
+    """`Generation`s, each with its tune and form where given ("" for no form reads as None)."""
     names: list[str | None] = list(tunes) if tunes is not None else [None] * len(texts)
-    return [Generation(text, logprob, code, tune)
-            for text, logprob, code, tune in zip(texts, logprobs.tolist(), z.tolist(), names)]
+    held: list[str | None] = [form or None for form in forms] if forms is not None else [None] * len(texts)
+    return [Generation(text, logprob, code, tune, form)
+            for text, logprob, code, tune, form in zip(texts, logprobs.tolist(), z.tolist(), names, held)]
 
 
 def load(path: str | Path | None = None, device: str | torch.device | None = None, *,

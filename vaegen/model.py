@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from vaegen.config import ModelConfig
+from vaegen.form_inputs import KINDS, MAX_CLAUSES, MAX_LEFT
 from vaegen.objectives import reconstruction_nll
 from vaegen.tokenizer import PAD_ID
 
@@ -44,6 +45,25 @@ class VAEOutput(NamedTuple):
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor | None) -> torch.Tensor:
     """z = mu + sigma * eps, differentiable in mu and logvar; eps None gives the posterior mean."""
     return mu if eps is None else mu + torch.exp(0.5 * logvar) * eps
+
+
+class FormEmbedding(nn.Module):
+    """Where a step stands in a ci's form (`form_inputs`: kind, clause, characters left, the first rhyme's token),
+    as the sum of one learnt embedding per input: (B, T, 4) ids -> (B, T, form_dim)."""
+
+    def __init__(self, dim: int, vocab_size: int) -> None:
+        super().__init__()
+        self.kind = nn.Embedding(KINDS, dim)
+        self.clause = nn.Embedding(MAX_CLAUSES, dim)
+        self.left = nn.Embedding(MAX_LEFT, dim)
+        self.rhyme = nn.Embedding(vocab_size, dim, padding_idx=PAD_ID)  # 0 (padding): no rhyme to follow
+
+    def reset_parameters(self) -> None:
+        for table in (self.kind, self.clause, self.left, self.rhyme):
+            table.reset_parameters()
+
+    def forward(self, form: torch.Tensor) -> torch.Tensor:
+        return self.kind(form[..., 0]) + self.clause(form[..., 1]) + self.left(form[..., 2]) + self.rhyme(form[..., 3])
 
 
 class SentenceVAE(nn.Module):
@@ -70,7 +90,7 @@ class SentenceVAE(nn.Module):
         self.mu_shift = nn.Parameter(torch.zeros(c.latent_dim)) if self.mu_norm is not None else None
         self.latent_to_hidden = (nn.Linear(code_dim, c.decoder_layers * c.hidden_dim)
                                  if c.z_to_init and code_dim else None)
-        decoder_input = c.embed_dim + (code_dim if c.z_every_step else 0)
+        decoder_input = c.embed_dim + (code_dim if c.z_every_step else 0) + c.form_dim
         self.decoder = nn.GRU(decoder_input, c.hidden_dim, c.decoder_layers, batch_first=True)
         self.output = nn.Linear(c.hidden_dim, vocab_size)
         if c.tie_embeddings:  # the embedding's N(0, 1) start would make the first logits ~sqrt(hidden) wide
@@ -78,6 +98,7 @@ class SentenceVAE(nn.Module):
             with torch.no_grad():
                 self.embedding.weight.uniform_(-bound, bound)[PAD_ID].zero_()
             self.output.weight = self.embedding.weight
+        self.form_embedding = FormEmbedding(c.form_dim, vocab_size) if c.form_dim else None  # last: same init above
 
     def encode(self, tokens: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor | None = None) -> Posterior:
         """tokens (B, T), lengths (B,), labels (B,) for a conditional model -> q(z|x[, c]). Packing makes the
@@ -118,11 +139,17 @@ class SentenceVAE(nn.Module):
         state = torch.tanh(self.latent_to_hidden(code))  # (B, layers * H)
         return state.view(code.size(0), layers, hidden).transpose(0, 1).contiguous()
 
-    def decoder_states(self, inputs: torch.Tensor, code: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """inputs (B, T) token ids, code (B, L + C), state (layers, B, H) -> outputs (B, T, H), new state."""
+    def decoder_states(self, inputs: torch.Tensor, code: torch.Tensor, state: torch.Tensor,
+                       form: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """inputs (B, T) token ids, code (B, L + C), state (layers, B, H), and for a form-aware model the form
+        inputs (B, T, 4) of each step (`form_inputs`) -> outputs (B, T, H), new state."""
         x = self.dropout(self.embedding(inputs))  # (B, T, E): dropout on the decoder's side alone, as in the reference
         if self.config.z_every_step:
             x = torch.cat([x, code.unsqueeze(1).expand(-1, x.size(1), -1)], dim=-1)  # (B, T, E + L + C)
+        if self.form_embedding is not None:
+            if form is None:  # no form asked (a tune without one): every step reads "no form"
+                form = inputs.new_zeros(*inputs.shape, 4)
+            x = torch.cat([x, self.form_embedding(form).to(x.dtype)], dim=-1)  # (B, T, E + L + C + F)
         out, state = self._recur(x, state)
         return self.output_dropout(out), state
 
@@ -137,12 +164,13 @@ class SentenceVAE(nn.Module):
                    if name.startswith("weight_hh")}
         return torch.func.functional_call(self.decoder, dropped, (x, state))
 
-    def decode(self, inputs: torch.Tensor, code: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(self, inputs: torch.Tensor, code: torch.Tensor, state: torch.Tensor,
+               form: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Like `decoder_states` but returning logits (B, T, V): for generation, one step at a time.
 
         Training never forms the full logits: `token_nll` fuses the output layer into the loss.
         """
-        out, state = self.decoder_states(inputs, code, state)
+        out, state = self.decoder_states(inputs, code, state, form)
         return self.output(out), state
 
     def token_nll(self, hidden: torch.Tensor, targets: torch.Tensor,
@@ -167,7 +195,7 @@ class SentenceVAE(nn.Module):
         decoder learns to use it.
         """
         reset: list[nn.Parameter] = []
-        for module in (self.decoder, self.latent_to_hidden):
+        for module in (self.decoder, self.latent_to_hidden, self.form_embedding):
             if module is not None:
                 module.reset_parameters()
                 reset += list(module.parameters())
@@ -180,9 +208,10 @@ class SentenceVAE(nn.Module):
         return reset
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, decoder_inputs: torch.Tensor,
-                eps: torch.Tensor | None, labels: torch.Tensor | None = None) -> VAEOutput:
+                eps: torch.Tensor | None, labels: torch.Tensor | None = None,
+                form: torch.Tensor | None = None) -> VAEOutput:
         mu, logvar = self.encode(tokens, lengths, labels)
         z = reparameterize(mu, logvar, eps)
         code = self.code(z, labels)
-        hidden, _ = self.decoder_states(decoder_inputs, code, self.initial_state(code))
+        hidden, _ = self.decoder_states(decoder_inputs, code, self.initial_state(code), form)
         return VAEOutput(hidden, mu, logvar, z)

@@ -34,6 +34,7 @@ from vaegen.data import collate, epoch_batches
 from vaegen.devices import resolve_precision
 from vaegen.errors import Interrupted, TrainingError
 from vaegen.evaluation import ElboReport, evaluate_elbo
+from vaegen.form_inputs import FormReader
 from vaegen.model import SentenceVAE
 from vaegen.objectives import LossTerms, encoder_converged, vae_loss, word_dropout
 from vaegen.phases import Moves, Phase, StepPlan, Timeline, aggressive_continues, plan_step
@@ -100,6 +101,7 @@ class Run:
     model: SentenceVAE
     optimizer: torch.optim.Optimizer
     low_precision: bool  # bf16 matrix products
+    forms: FormReader | None  # a form-aware model's reader of each ci's own form
     replicated: nn.Module = field(init=False)  # the model; under torchrun, its gradients averaged across ranks
     moving: dict[Moves, set[int] | None] = field(init=False)  # the ids of the parameters each kind of update moves
 
@@ -195,8 +197,9 @@ def build_run(config: Config, out: Path, device: torch.device, say: Log, low_pre
             f"'other' label")
     model = SentenceVAE(config.model, tokenizer.vocab_size, len(labels) if labels is not None else 0).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, fused=True)  # one kernel for all parameters
+    forms = FormReader(tokenizer) if config.model.form_dim else None
     return Run(config, out, device, say, tokenizer, labels, train_ids, valid_ids, train_label_ids, valid_label_ids,
-               model, optimizer, low_precision)
+               model, optimizer, low_precision, forms)
 
 
 def train_epoch(run: Run, state: RunState, timeline: Timeline, stop: StopRequest, progress: bool) -> None:
@@ -251,11 +254,11 @@ def batch_terms(run: Run, state: RunState, indices: list[int], plan: StepPlan) -
     tc = run.config.train
     share, weight = distributed.share(indices, distributed.rank(), distributed.world_size())
     share_labels = None if run.train_label_ids is None else [run.train_label_ids[i] for i in share]
-    batch = collate([run.train_ids[i] for i in share], share_labels).to(run.device)
+    batch = collate([run.train_ids[i] for i in share], share_labels, run.forms).to(run.device)
     inputs = word_dropout(batch.decoder_inputs, 0.0 if plan.plain else tc.word_dropout, UNK_ID, state.noise)
     eps = torch.randn(len(share), run.config.model.latent_dim, generator=state.noise).to(run.device)
     with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.low_precision):
-        output = run.replicated(batch.tokens, batch.lengths, inputs, eps, batch.labels)
+        output = run.replicated(batch.tokens, batch.lengths, inputs, eps, batch.labels, batch.form)
     rec = run.model.token_nll(output.hidden, batch.tokens, torch.bfloat16 if run.low_precision else torch.float32)
     terms = vae_loss(rec, output.mu, output.logvar, plan.beta, 0.0 if plan.plain else tc.free_bits,
                      tc.free_bits_per_example)
@@ -317,7 +320,7 @@ def report_step(run: Run, state: RunState, plan: StepPlan, terms: LossTerms, los
 def validate(run: Run, state: RunState, label: str, aggressive_epoch_ended: bool = False) -> None:
     """Score at beta = 1, keep the best weights, log, decide on aggressive updates, write the checkpoint."""
     report = evaluate_elbo(run.model, run.valid_ids, run.config.train.batch_size, run.device,
-                           labels=run.valid_label_ids)
+                           labels=run.valid_label_ids, forms=run.forms)
     improved = state.keep_if_best(report, run.model)
     run.say(f"{label} step {state.step} valid: NLL {report.rec:.2f}  KL {report.kl:.2f}  -ELBO {report.elbo:.2f} "
             f"nats/sentence, ppl <= {report.ppl:.2f} per token, {report.mi_text()}, "

@@ -1,74 +1,86 @@
-"""Song ci tunes (词牌): the form of a ci, the most common form of each tune, the per-step token
-masks that make a decoded ci follow a form, `Labels`, the tunes (or any labels) a conditional model
-knows, and `TuneBook`, what generation asks of them: ids for names, tunes drawn by frequency, forms.
+"""Song ci tunes (词牌): the forms of each tune and how likely each is, the per-step token masks that
+make a decoded ci follow a form, `Labels`, the tunes (or any labels) a conditional model knows, and
+`TuneBook`, what generation asks of them: ids for names, tunes and forms drawn by frequency, forms
+named by rank, decoding masks.
 
 A tune fixes how many clauses a ci has, how many characters each clause holds and which mark closes
-it. The form of a ci is written clause by clause as length and mark: 浣溪沙's most common form is
-"7。7。7。7，7。7。". Decoding under a form lets only characters into a character slot and only the
-form's mark into a mark slot, then only the end of the ci: the format holds by construction.
+it. The form of a ci (`forms`) is written clause by clause as length and mark: 浣溪沙's most common form
+is "7。7。7。7，7。7。". Many tunes have variant forms (水调歌头 has four common ones), so a tune keeps
+every form seen at least twice in training with its count. Decoding under a form lets only
+characters into a character slot and only the form's mark into a mark slot, then only the end of
+the ci: the format holds by construction.
 """
 
 from __future__ import annotations
 
-import functools
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from vaegen.decoding import Form
 from vaegen.errors import VaegenError
+from vaegen.form_inputs import of_form
+from vaegen.forms import MARKS, form_of, rhyme_steps, slots
 from vaegen.tokenizer import EOS_ID, Tokenizer
 
-MARKS = "，。、？！；："
-SENTENCE_ENDS = "。？！"  # the marks that close a sentence, where ci rhyme (the others pause within one)
-CLAUSE = re.compile(f"([^{MARKS}]+)([{MARKS}])")
-SLOT = re.compile(f"(\\d+)([{MARKS}])")
+if TYPE_CHECKING:  # ci_metrics imports this module
+    from vaegen.ci_metrics import Scheme
+
+MIN_FORM_COUNT = 2  # a tune keeps the forms seen at least this often in training (and always its most common)
+RARE_FORMS = 1000  # the unlisted forms a tune's rare mass is spread over: ten times the most forms seen once
+# in one tune of data/songci/ci.train.tsv (89, of 洞仙歌's 130 ci)
 
 # One tune for every text (refused if unknown), one per text as in a labelled corpus (an unknown one is
 # read as the shared "other" label), or none (models without labels)
 TuneNames = str | Sequence[str] | None
 
 
-def form_of(text: str) -> str:
-    """The form of a ci, e.g. "7。7。7。7，7。7。"; text after the last mark is not part of any clause."""
-    return "".join(f"{len(chars)}{mark}" for chars, mark in CLAUSE.findall(text))
-
-
-def slots(form: str) -> list[str | None]:
-    """A form as positions: None for a character, the mark where a clause closes."""
-    if not form or SLOT.sub("", form):
-        raise ValueError(f"not a form: {form!r}; write each clause as its length and mark, e.g. 7。7，")
-    return [slot for length, mark in SLOT.findall(form) for slot in [None] * int(length) + [mark]]
-
-
-def rhyme_steps(form: str) -> list[int]:
-    """The steps (positions in `slots(form)`) of the last character of each sentence (a clause closed by
-    。, ？ or ！): where a ci rhymes."""
-    return [i - 1 for i, slot in enumerate(slots(form)) if slot is not None and slot in SENTENCE_ENDS]
-
-
 @dataclass(frozen=True)
 class Tune:
     name: str
     count: int  # ci of this tune in the training corpus
-    form: str  # its most common form
-    share: float  # the share of its ci written in that form
+    # (form, ci written in it), most common first, ties by form: every form seen at least MIN_FORM_COUNT
+    # times, and the most common one even when seen once; () for a label without forms
+    forms: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def form(self) -> str:
+        """Its most common form ("" for none)."""
+        return self.forms[0][0] if self.forms else ""
+
+    @property
+    def share(self) -> float:
+        """The share of its ci written in its most common form."""
+        return self.forms[0][1] / self.count if self.forms else 0.0
 
 
 def tunes_of(ci: Iterable[tuple[str, str]]) -> list[Tune]:
-    """Every tune of (tune, text) pairs with its most common form, most frequent tune first (ties by name)."""
+    """Every tune of (tune, text) pairs with its forms, most frequent tune first (ties by name)."""
     forms: defaultdict[str, Counter[str]] = defaultdict(Counter)
     for name, text in ci:
         forms[name][form_of(text)] += 1
     tunes = []
     for name, counter in forms.items():
-        count = sum(counter.values())
-        form, written = min(counter.items(), key=lambda item: (-item[1], item[0]))  # most common, then first by text
-        tunes.append(Tune(name, count, form, written / count))
+        ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))  # most common, then by text
+        kept = ranked[:1] + [(form, n) for form, n in ranked[1:] if n >= MIN_FORM_COUNT]
+        tunes.append(Tune(name, sum(counter.values()), tuple(kept)))
     return sorted(tunes, key=lambda tune: (-tune.count, tune.name))
+
+
+def form_probability(tune: Tune, form: str) -> float:
+    """p(form | tune), smoothed from the training counts. With n the tune's ci, a listed form written c
+    times gets c / (n + 1); the ci in unlisted forms (seen once, or dropped by an older checkpoint), r of
+    them, plus one pseudo-ci for forms never seen give the rare mass (r + 1) / (n + 1), spread evenly
+    over RARE_FORMS possible unlisted forms. Every form gets more than 0; the listed forms sum to
+    (n - r) / (n + 1) < 1, and they and RARE_FORMS unlisted forms to 1."""
+    counts = dict(tune.forms)
+    if form in counts:
+        return counts[form] / (tune.count + 1)
+    rare = tune.count - sum(counts.values())
+    return (rare + 1) / ((tune.count + 1) * RARE_FORMS)
 
 
 class Labels:
@@ -93,7 +105,7 @@ class Labels:
 
     def tune(self, label: int) -> Tune:
         """The record of a label id; OTHER has no form of its own."""
-        return self.known[label - 1] if label != self.OTHER else Tune("(other)", 0, "", 0.0)
+        return self.known[label - 1] if label != self.OTHER else Tune("(other)", 0)
 
     def find(self, name: str) -> tuple[int, Tune]:
         """The id and record of a known label, or a user error that says where to find the names."""
@@ -101,13 +113,23 @@ class Labels:
             raise VaegenError(f"unknown tune {name!r}; `vaegen tunes` lists the {len(self.known)} this model knows")
         return self._ids[name], self.known[self._ids[name] - 1]
 
-    def as_payload(self) -> list[dict[str, str | int | float]]:
-        """Plain values for the checkpoint (which torch.load(weights_only=True) reads)."""
-        return [{"name": t.name, "count": t.count, "form": t.form, "share": t.share} for t in self.known]
+    def as_payload(self) -> list[dict[str, Any]]:
+        """Plain values for the checkpoint (which torch.load(weights_only=True) reads): each tune's forms
+        as [form, count] pairs, and its most common form and share as well, as readers before forms read them."""
+        return [{"name": t.name, "count": t.count, "form": t.form, "share": t.share,
+                 "forms": [[form, n] for form, n in t.forms]} for t in self.known]
 
     @classmethod
-    def from_payload(cls, rows: list[dict[str, str | int | float]]) -> Labels:
-        return cls([Tune(str(r["name"]), int(r["count"]), str(r["form"]), float(r["share"])) for r in rows])
+    def from_payload(cls, rows: list[dict[str, Any]]) -> Labels:
+        """The labels of a checkpoint; one written before forms has only each tune's most common form and
+        its share, read as that one form written round(share * count) times."""
+        return cls([Tune(str(r["name"]), int(r["count"]), _payload_forms(r)) for r in rows])
+
+
+def _payload_forms(row: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+    if "forms" in row:
+        return tuple((str(form), int(n)) for form, n in row["forms"])
+    return ((str(row["form"]), round(float(row["share"]) * int(row["count"]))),) if row["form"] else ()
 
 
 def character_pieces(tokenizer: Tokenizer) -> torch.Tensor:
@@ -132,7 +154,7 @@ def form_masks(form: str, tokenizer: Tokenizer) -> torch.Tensor:
             continue
         mark = sp.piece_to_id(slot)
         if sp.is_unknown(mark):
-            raise ValueError(f"the tokenizer has no piece for {slot!r}; this model cannot write the form {form}")
+            raise VaegenError(f"the tokenizer has no piece for {slot!r}; this model cannot write the form {form}")
         masks.append(torch.zeros(vocab, dtype=torch.bool).index_fill_(0, torch.tensor([mark]), True))
     masks.append(torch.zeros(vocab, dtype=torch.bool).index_fill_(0, torch.tensor([EOS_ID]), True))
     return torch.stack(masks)
@@ -140,12 +162,14 @@ def form_masks(form: str, tokenizer: Tokenizer) -> torch.Tensor:
 
 class TuneBook:
     """The labels of a model as generation uses them, on the model's device: the label id of each text,
-    ids drawn by how often each tune was seen, names, and the `Form` a label holds a decoding to (built
-    once per label, with rhymes or without). `labels` None is a model without labels: it refuses tunes."""
+    ids drawn by how often each tune was seen, names, each label's forms (the most common, drawn by
+    frequency, or named by rank), and the `Form` masks a form holds a decoding to (built once per form,
+    with rhymes or without). `labels` None is a model without labels: it refuses tunes."""
 
     def __init__(self, labels: Labels | None, tokenizer: Tokenizer, device: torch.device) -> None:
         self.labels, self.tokenizer, self.device = labels, tokenizer, device
-        self._forms: dict[tuple[int, bool], Form | None] = {}  # (label id, rhyme) -> its form
+        self._forms: dict[tuple[str, bool, Scheme | None], Form | None] = {}  # (form, rhyme, scheme) -> its masks
+        self._classes: dict[Scheme | None, torch.Tensor] = {}  # rhyme scheme -> each piece's rhyme class
 
     def ids(self, tunes: TuneNames, n: int) -> list[int] | None:
         """The label id of each of n texts; None for a model without labels, which refuses a tune."""
@@ -176,22 +200,59 @@ class TuneBook:
     def name(self, label: int) -> str:
         return self.tune(label).name
 
-    def form(self, label: int, rhyme: bool) -> Form | None:
-        """A label's most common form, with its rhymes if asked; None when it has none (no punctuation to follow)."""
-        if (label, rhyme) not in self._forms:
-            form = self.tune(label).form
+    def common(self, labels: list[int]) -> list[str]:
+        """Each label's most common form ("" for the shared "other" label, which has none)."""
+        return [self.tune(label).form for label in labels]
+
+    def draw_forms(self, labels: list[int], generator: torch.Generator) -> list[str]:
+        """A form for each label, drawn in proportion to how often its tune was written in each of its forms.
+        A tune of one form draws nothing, leaving the generator's stream as it was."""
+        forms = self.common(labels)
+        for label in dict.fromkeys(labels):
+            listed = self.tune(label).forms
+            if len(listed) < 2:
+                continue
+            rows = [row for row, other in enumerate(labels) if other == label]
+            counts = torch.tensor([float(n) for _, n in listed], device=self.device)
+            drawn = torch.multinomial(counts, len(rows), replacement=True, generator=generator).tolist()
+            for row, k in zip(rows, drawn):
+                forms[row] = listed[k][0]
+        return forms
+
+    def resolve(self, label: int, form: str | int) -> str:
+        """The form asked of a label: its rank among the tune's forms (1: the most common) or a form written
+        out, which need not be one of them (the masks hold a decoding to any form)."""
+        tune = self.tune(label)
+        if isinstance(form, str):
+            try:
+                slots(form)
+            except ValueError as error:
+                raise VaegenError(str(error)) from None
+            return form
+        count = len(tune.forms)
+        if not 1 <= form <= count:
+            raise VaegenError(f"{tune.name} has {count} form{'' if count == 1 else 's'}; give a rank from 1 to "
+                              f"{count} (`vaegen tunes {tune.name}` lists them) or a form written out")
+        return tune.forms[form - 1][0]
+
+    def form(self, form: str, rhyme: bool, scheme: Scheme | None = None) -> Form | None:
+        """The decoding masks of a form (`form_of`'s string), with its rhymes if asked, by `scheme`
+        (ci_metrics.SCHEMES; None: ci_metrics.DEFAULT_SCHEME), built once per (form, rhyme, scheme); None
+        for "", no form (no punctuation to follow)."""
+        if (form, rhyme, scheme) not in self._forms:
             steps = rhyme_steps(form) if form else []
             held = None
-            if form and rhyme and len(steps) > 1:
-                held = Form(form_masks(form, self.tokenizer), steps[0], frozenset(steps[1:]), self._rhyme_classes)
-            elif form:
-                held = Form(form_masks(form, self.tokenizer))
-            self._forms[label, rhyme] = held if held is None else held.to(self.device)
-        return self._forms[label, rhyme]
+            if form:  # the masks that hold to it, and where each step stands in it for a form-aware decoder
+                held = Form(form_masks(form, self.tokenizer), inputs=torch.from_numpy(of_form(form)))
+            if held is not None and rhyme and len(steps) > 1:
+                held = held._replace(anchor=steps[0], rhymes=frozenset(steps[1:]), classes=self._rhyme_classes(scheme))
+            self._forms[form, rhyme, scheme] = held if held is None else held.to(self.device)
+        return self._forms[form, rhyme, scheme]
 
-    @functools.cached_property
-    def _rhyme_classes(self) -> torch.Tensor:
-        """Each piece's rhyme class (ci_metrics.rhyme_classes), worked out once: every tune shares it."""
-        from vaegen.ci_metrics import rhyme_classes  # here: ci_metrics imports this module
+    def _rhyme_classes(self, scheme: Scheme | None) -> torch.Tensor:
+        """Each piece's rhyme class under a scheme (ci_metrics.rhyme_classes), worked out once: every form shares it."""
+        from vaegen.ci_metrics import DEFAULT_SCHEME, rhyme_classes  # here: ci_metrics imports this module
 
-        return rhyme_classes(self.tokenizer)
+        if scheme not in self._classes:
+            self._classes[scheme] = rhyme_classes(self.tokenizer, scheme or DEFAULT_SCHEME)
+        return self._classes[scheme]

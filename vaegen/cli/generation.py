@@ -55,6 +55,18 @@ def _tunes(model: SentenceGenerator, lines: list[str], tune: str | None) -> tupl
     return texts, tunes
 
 
+def _model(decoding: Decoding) -> SentenceGenerator:
+    """The model the options name (the shipped one of whole ci when they ask for a tune), with a warning when
+    --form writes out a form that is not among the tune's: the masks hold the decoding to it all the same."""
+    model = load_model(decoding.checkpoint, decoding.device, decoding.tune is not None)
+    if isinstance(decoding.form, str) and decoding.tune is not None and model.labels is not None:
+        tune = model.labels.find(decoding.tune)[1]
+        if decoding.form not in dict(tune.forms):
+            note(f"warning: the forms this model knows of {tune.name} (`vaegen tunes {tune.name}`) do not include "
+                 f"{decoding.form}; writing in it all the same")
+    return model
+
+
 def _warn_unknown(model: SentenceGenerator, texts: list[str]) -> None:
     """A warning for text the tokenizer never saw in training: the model reads it as <unk>."""
     for text in texts:
@@ -69,7 +81,8 @@ def _show(generations: list[Generation], decoding: Decoding) -> None:
         emit((g.text if g.tune is None or decoding.tune else f"{g.tune}\t{g.text}" for g in generations),
              decoding.output)
         return
-    rows = ({**({"tune": g.tune} if g.tune is not None else {}), "text": g.text, "logprob": round(g.logprob, 4),
+    rows = ({**({"tune": g.tune, "form": g.form} if g.tune is not None else {}), "text": g.text,
+             "logprob": round(g.logprob, 4),
              **({"z": [round(v, 5) for v in g.z]} if decoding.with_z else {})} for g in generations)
     emit((json.dumps(row, ensure_ascii=False) for row in rows), decoding.output)
 
@@ -87,15 +100,16 @@ def sample(
     """Print N sentences decoded from random points of the latent space, z ~ N(0, I), or from points
     around a sentence of your own (--near).
 
-    A model trained on tunes writes to --tune in its most common form, or to tunes drawn by their
-    frequency in training, each printed before its text and a tab."""
-    model = load_model(decoding.checkpoint, decoding.device, decoding.tune is not None)
+    A model trained on tunes writes to --tune, or to tunes drawn by their frequency in training, each
+    printed before its text and a tab; each ci in --form, or in a form drawn by how often its tune used
+    each (with --near, the sentence's own)."""
+    model = _model(decoding)
     if near is None:
-        _show(model.sample(n, decoding.strategy, tune=decoding.tune, seed=decoding.seed,
+        _show(model.sample(n, decoding.strategy, tune=decoding.tune, form=decoding.form, seed=decoding.seed,
                            max_length=decoding.max_length), decoding)
         return
     _warn_unknown(model, [near])
-    _show(model.near(near, n, radius, decoding.strategy, tune=decoding.tune, seed=decoding.seed,
+    _show(model.near(near, n, radius, decoding.strategy, tune=decoding.tune, form=decoding.form, seed=decoding.seed,
                      max_length=decoding.max_length), decoding)
 
 
@@ -111,11 +125,11 @@ def reconstruct(
     """Encode each sentence and decode it again (greedy from the posterior mean unless told otherwise):
     what the code keeps of a sentence."""
     lines = _texts(texts, source)
-    model = load_model(decoding.checkpoint, decoding.device, decoding.tune is not None)
+    model = _model(decoding)
     lines, tunes = _tunes(model, lines, decoding.tune)
     _warn_unknown(model, lines)
-    _show(model.reconstruct(lines, decoding.strategy, tune=tunes, sample_z=sample_z, seed=decoding.seed,
-                            max_length=decoding.max_length), decoding)
+    _show(model.reconstruct(lines, decoding.strategy, tune=tunes, form=decoding.form, sample_z=sample_z,
+                            seed=decoding.seed, max_length=decoding.max_length), decoding)
 
 
 def encode(
@@ -180,10 +194,10 @@ def interpolate(
     if (a is None or b is None) and not random:
         raise VaegenError("interpolate needs two sentences, A and B; or add --random to draw the missing ones "
                           "from the prior")
-    model = load_model(decoding.checkpoint, decoding.device, decoding.tune is not None)
+    model = _model(decoding)
     _warn_unknown(model, [text for text in (a, b) if text is not None])
-    _show(model.interpolate(a, b, steps, path.value, decoding.strategy, tune=decoding.tune, unique=unique,
-                            seed=decoding.seed, max_length=decoding.max_length), decoding)
+    _show(model.interpolate(a, b, steps, path.value, decoding.strategy, tune=decoding.tune, form=decoding.form,
+                            unique=unique, seed=decoding.seed, max_length=decoding.max_length), decoding)
 
 
 @generation_command(greedy=False)
@@ -198,7 +212,7 @@ def complete(
     """Complete a sentence: codes are drawn from the prior, resampled by the likelihood the decoder gives
     PREFIX under each, and the rest of the sentence is decoded from them. Every line begins with PREFIX;
     the codes that explain it best come first."""
-    model = load_model(decoding.checkpoint, decoding.device, decoding.tune is not None)
+    model = _model(decoding)
     _warn_unknown(model, [prefix])
-    _show(model.complete(prefix, n, decoding.strategy, tune=decoding.tune, candidates=candidates,
+    _show(model.complete(prefix, n, decoding.strategy, tune=decoding.tune, form=decoding.form, candidates=candidates,
                          seed=decoding.seed, max_length=decoding.max_length), decoding)

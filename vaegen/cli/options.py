@@ -2,8 +2,10 @@
 
 A shared option is an `Annotated` alias declared once. The decoding and output options of the
 generation commands are listed once, in DECODING_OPTIONS, and `generation_command` gives them to each
-of those commands, which receives them by name as one checked `Decoding`. Choices come from the library's constants (`config.PRECISIONS`, `ANNEAL_SCHEDULES`, `INTERPOLATION_PATHS`), so
-the CLI cannot offer a value the library refuses. `parse_decoding` refuses combinations that would be silently ignored. Notes go to stderr; results go to stdout, or to --output written whole. Torch is imported
+of those commands, which receives them by name as one checked `Decoding`. Choices come from the
+library's constants (`config.PRECISIONS`, `ANNEAL_SCHEDULES`, `INTERPOLATION_PATHS`), so the CLI cannot
+offer a value the library refuses. `parse_decoding` refuses combinations that would be silently
+ignored. Notes go to stderr; results go to stdout, or to --output written whole. Torch is imported
 inside the functions, so that `vaegen --help` answers at once.
 """
 
@@ -43,8 +45,15 @@ DeviceOption = Annotated[str | None, typer.Option(
     show_default=False, help="Torch device, e.g. cpu or cuda. Default: cuda when available, else cpu.")]
 SeedOption = Annotated[int | None, typer.Option(help="Random seed; the same seed gives the same output.")]
 TuneOption = Annotated[str | None, typer.Option(show_default=False, help="For a model trained on tunes (labels, "
-                                                "e.g. whole Song ci): write to this tune, in its most common "
-                                                "form; `vaegen tunes` lists them.")]
+                                                "e.g. whole Song ci): write to this tune, in one of its forms "
+                                                "(--form); `vaegen tunes` lists them.")]
+FormOption = Annotated[str | None, typer.Option(show_default=False, help="With --tune: write in this form, its "
+                                                "rank in `vaegen tunes NAME` (1: the most common) or written "
+                                                "out as listed there, e.g. 7。7。7。7，7。7。 (a form the tune "
+                                                "did not use is written too, with a warning). Default: sample "
+                                                "draws each ci's form by how often the tune used it, reconstruct "
+                                                "and --near keep the text's own, the others take the most "
+                                                "common.")]
 GreedyOption = Annotated[bool, typer.Option("--greedy/--sample", help="Take the most likely token at each step, "
                                             "or sample it (with --temperature, --top-k, --top-p).")]
 TemperatureOption = Annotated[float, typer.Option(min=0.01, max=100.0, help="Sampling temperature: below 1 is "
@@ -60,10 +69,16 @@ LengthPenaltyOption = Annotated[float, typer.Option(min=0.0, max=10.0, help="Bea
 RhymeOption = Annotated[bool, typer.Option("--rhyme", help="With a tune: end every sentence of the ci (a clause "
                                            "closed by 。？！) on the rhyme of the first, by pinyin (needs "
                                            "pip install 'vaegen[songci]').")]
+GrammarOption = Annotated[bool, typer.Option("--grammar/--no-grammar", help="Without a tune's form, hold the clause "
+                                             "marks of Chinese text to well-formed clauses: no mark opens a clause "
+                                             "or follows a mark, and a line ends on a mark (a model without such "
+                                             "marks is not affected). --no-grammar shows what the model writes "
+                                             "alone.")]
 MaxLengthOption = Annotated[int | None, typer.Option(min=1, max=10_000, show_default=False, help="Tokens per "
                                                      "sentence at most. Default: the model's data.max_length.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object per line: text and logprob, the "
-                                          "decoder's log p(text | z) in nats.")]
+                                          "decoder's log p(text | z) in nats (for a model of tunes, after "
+                                          "the tune and the form).")]
 WithZOption = Annotated[bool, typer.Option("--with-z", help="Add each sentence's code z to the --json output.")]
 OutputOption = Annotated[Path | None, typer.Option("--output", "-o", show_default=False,
                                                    help="Write to this file instead of stdout.")]
@@ -79,6 +94,7 @@ class Decoding(NamedTuple):
     strategy: Strategy
     max_length: int | None
     tune: str | None
+    form: str | int | None  # a form written out, or its rank among the tune's forms
     seed: int | None
     as_json: bool
     with_z: bool
@@ -88,8 +104,9 @@ class Decoding(NamedTuple):
 
 
 def parse_decoding(*, greedy: bool, temperature: float, top_k: int, top_p: float, beam: int, length_penalty: float,
-             rhyme: bool, max_length: int | None, tune: str | None, seed: int | None, as_json: bool, with_z: bool,
-             output: Path | None, force: bool, checkpoint: Path | None, device: str | None) -> Decoding:
+                   rhyme: bool, grammar: bool, max_length: int | None, tune: str | None, form: str | None, seed: int | None,
+                   as_json: bool, with_z: bool, output: Path | None, force: bool, checkpoint: Path | None,
+                   device: str | None) -> Decoding:
     """The decoding the options ask for, refusing sampling options that would be silently ignored and a bad
     --output, before any model is loaded."""
     from vaegen.decoding import Strategy
@@ -99,9 +116,29 @@ def parse_decoding(*, greedy: bool, temperature: float, top_k: int, top_p: float
                           f"{'--beam' if beam else '--greedy'} (add --sample where greedy is the default)")
     check_output(output, force, "out.txt")
     strategy = Strategy(greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p, beam=beam,
-                        length_penalty=length_penalty, rhyme=rhyme)
-    return Decoding(strategy=strategy, max_length=max_length, tune=tune, seed=seed, as_json=as_json,
-                    with_z=with_z, output=output, checkpoint=checkpoint, device=device)
+                        length_penalty=length_penalty, rhyme=rhyme, grammar=grammar)
+    return Decoding(strategy=strategy, max_length=max_length, tune=tune, form=parse_form(form, tune), seed=seed,
+                    as_json=as_json, with_z=with_z, output=output, checkpoint=checkpoint, device=device)
+
+
+def parse_form(form: str | None, tune: str | None) -> str | int | None:
+    """--form as a rank (digits) or a form written out, checked before any model is loaded; a rank's range
+    depends on the tune, which the model knows."""
+    if form is None:
+        return None
+    if tune is None:
+        raise VaegenError("--form needs --tune: a form belongs to a tune (`vaegen tunes NAME` lists its forms)")
+    if form.isascii() and form.isdigit():
+        return int(form)
+    from vaegen.tunes import slots
+
+    try:
+        slots(form)
+    except ValueError:
+        raise VaegenError(f"--form {form!r} is neither a rank nor a form; give a rank in `vaegen tunes {tune}` "
+                          "or a form written as it lists one: each clause as its length and mark, e.g. "
+                          "7。7。7。7，7。7。") from None
+    return form
 
 
 # The options every generation command takes after its own, in --help order: name, alias, default. Declared
@@ -115,7 +152,9 @@ DECODING_OPTIONS: tuple[tuple[str, object, object], ...] = (
     ("length_penalty", LengthPenaltyOption, 1.0),
     ("max_length", MaxLengthOption, None),
     ("tune", TuneOption, None),
+    ("form", FormOption, None),
     ("rhyme", RhymeOption, False),
+    ("grammar", GrammarOption, True),
     ("seed", SeedOption, None),
     ("as_json", JsonOption, False),
     ("with_z", WithZOption, False),

@@ -27,6 +27,10 @@ def evaluate(
     train_corpus: Annotated[Path | None, typer.Option("--train", show_default=False, help="The training lines: "
                                                       "reports the share of samples that copy one "
                                                       "verbatim.")] = None,
+    judge_train: Annotated[Path | None, typer.Option("--judge-train", show_default=False, help="The training "
+                                                     "text (e.g. --train's file): fits an n-gram model of it, "
+                                                     "cached, which judges the fluency of the prior samples "
+                                                     "beside CORPUS (needs pip install 'vaegen[fluency]').")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
     precision: Annotated[Precision, typer.Option(help="bf16 scores faster where the device has native "
                                                  "bfloat16 (CPUs with AVX-512 BF16 or AMX, GPUs from compute "
@@ -43,7 +47,9 @@ def evaluate(
     Per sentence, in nats: the importance-weighted NLL (an estimate of -log p(x)), -ELBO, reconstruction
     and KL at beta = 1; the perplexity from the IW-NLL per word (per character for CJK text), end of
     sentence counted; mutual information I(x; z) and active units; BLEU of greedy reconstructions; and,
-    for samples from the prior, distinct-1/2, self-BLEU and (with --train) the copy rate.
+    for samples from the prior, distinct-1/2, self-BLEU and (with --train) the copy rate. With --judge-train,
+    fluency: the perplexity of the samples and of CORPUS under a character (CJK) or word 3-gram model of that
+    text, beside distinct-1/2 and self-BLEU of as many CORPUS lines as samples.
     """
     from vaegen.data import read_examples
     from vaegen.devices import resolve_device, resolve_precision
@@ -55,31 +61,53 @@ def evaluate(
     labelled = model.labels is not None
     scored = read_examples(corpus, labelled)
     train_lines = read_examples(train_corpus, labelled).texts if train_corpus is not None else None
+    judge = None
+    if judge_train is not None:
+        from vaegen.fluency import cached_judge
+
+        judge_lines = read_examples(judge_train, labelled).texts
+        note(f"fluency judge: an n-gram model of the {len(judge_lines):,} lines of {judge_train} (fitted once, then cached)")
+        judge = cached_judge(judge_lines)
     note(f"scoring {len(scored.texts):,} lines with {iw_samples if model.latent_dim else 1} importance samples each")
     report = run_evaluation(model, scored.texts, iw_samples, samples, train_lines, seed, precision.value, progress,
-                            scored.labels)
+                            scored.labels, judge)
     emit([json.dumps(report.as_dict())] if as_json else report.table(), None)
 
 
 def tunes(
+    name: Annotated[str | None, typer.Argument(show_default=False, help="List this tune's forms instead.")] = None,
     top: Annotated[int | None, typer.Option(min=1, show_default=False, help="List only the N most common "
-                                            "tunes.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per tune.")] = False,
+                                            "tunes (with NAME: forms).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per tune (with NAME: per form).")] = False,
     checkpoint: CheckpointOption = None,
 ) -> None:
     """List the tunes (labels) a model trained on 'tune<TAB>text' lines knows, most common first: how many
-    training ci each had, its most common form (characters per clause and the mark that closes it), and
-    the share of its ci written in that form. `sample --tune NAME` writes in that form."""
+    training ci each had, its most common form (characters per clause and the mark that closes it), the
+    share of its ci written in that form, and how many forms it has (those seen at least twice in
+    training, and the most common). With NAME, list that tune's forms: rank, form, ci and share.
+    `sample --tune NAME --form RANK` writes in the form of that rank."""
     model = load_model(checkpoint, "cpu", tunes=True)
     if model.labels is None:
         raise VaegenError("this model was trained without tunes; train on 'tune<TAB>text' lines with a preset "
                           "that sets model.label_dim, e.g. configs/songci-ci.toml")
+    if name is not None:
+        tune = model.labels.find(name)[1]
+        rare = tune.count - sum(n for _, n in tune.forms)
+        if rare:
+            note(f"{tune.name}: {rare} of its {tune.count} training ci in other forms, not listed")
+        ranked = list(enumerate(tune.forms, 1))[:top]
+        if as_json:
+            emit((json.dumps({"rank": rank, "form": form, "count": n, "share": round(n / tune.count, 4)},
+                             ensure_ascii=False) for rank, (form, n) in ranked), None)
+            return
+        emit((f"{rank}\t{form}\t{n}\t{n / tune.count:.0%}" for rank, (form, n) in ranked), None)
+        return
     known = model.labels.known[:top]
     if as_json:
-        emit((json.dumps({"tune": t.name, "count": t.count, "form": t.form, "share": round(t.share, 4)},
-                         ensure_ascii=False) for t in known), None)
+        emit((json.dumps({"tune": t.name, "count": t.count, "form": t.form, "share": round(t.share, 4),
+                          "forms": len(t.forms)}, ensure_ascii=False) for t in known), None)
         return
-    emit((f"{t.name}\t{t.count}\t{t.form}\t{t.share:.0%}" for t in known), None)
+    emit((f"{t.name}\t{t.count}\t{t.form}\t{t.share:.0%}\t{len(t.forms)}" for t in known), None)
 
 
 def plot(

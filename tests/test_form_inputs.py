@@ -1,0 +1,89 @@
+"""Where a decoder stands in a ci's form: the same inputs in training (read from the ci) and in generation (from
+the form asked for, step by step), and a form-aware model that trains and writes."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT, TINY
+
+import vaegen
+from vaegen.cli import run
+from vaegen.config import TokenizerConfig
+from vaegen.evaluation import evaluate
+from vaegen.form_inputs import END, RHYME, FormReader, of_form, prefix_inputs, step_inputs
+from vaegen.forms import form_of
+from vaegen.tokenizer import Tokenizer
+from vaegen.tunes import form_probability
+
+CI = "春风又绿江南岸，明月何时照我还。花落知多少。"
+
+
+def test_a_form_reads_as_kind_clause_and_characters_left() -> None:
+    inputs = of_form("2，3。2。")
+    comma, stop = 3, 4  # kinds of the marks: 3 + their index in MARKS
+    assert inputs[:, 0].tolist() == [1, 1, comma, 1, 1, RHYME, stop, 1, RHYME, stop, END]
+    assert inputs[:, 1].tolist() == [0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 3]
+    assert inputs[:, 2].tolist() == [2, 1, 0, 3, 2, 1, 0, 2, 1, 0, 0]
+
+
+def test_training_reads_a_ci_as_generation_reads_its_form_step_by_step() -> None:
+    tokenizer, _ = Tokenizer.train([CI] * 3 + ["江南好。"], TokenizerConfig(model_type="char", vocab_size=100))
+    ids = tokenizer.encode([CI])[0]
+    trained = FormReader(tokenizer).of_text(ids)  # (len + 1, 4)
+    static = torch.from_numpy(of_form(form_of(CI)))
+    assert np.array_equal(trained[:, :3], static.numpy())
+    rhymes = np.flatnonzero(trained[:, 0] == RHYME)
+    assert trained[rhymes[0], 3] == 0 and (trained[rhymes[1:], 3] == ids[rhymes[0]]).all()  # later rhymes: the first
+    tokens = torch.tensor([ids])
+    for step in range(len(ids) + 1):
+        assert step_inputs(static, step, [], tokens[:, :step])[0, 0].tolist() == trained[step].tolist()
+    for k in (0, 5, 12):  # after a prefix of k tokens, <s> and the prefix read the first k + 1 steps
+        assert prefix_inputs(static, ids[:k])[0].tolist() == trained[: k + 1].tolist()
+        assert step_inputs(static, k + 3, ids[:k], tokens[:, k : k + 3])[0, 0].tolist() == trained[k + 3].tolist()
+
+
+@pytest.fixture(scope="module")
+def form_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny form-aware conditional model of whole ci, trained in seconds, and its corpus."""
+    folder = tmp_path_factory.mktemp("form")
+    corpus = folder / "ci.tsv"
+    with (ROOT / "data" / "songci" / "ci.train.tsv").open(encoding="utf-8") as handle:
+        corpus.write_text("".join(line for line, _ in zip(handle, range(200))), encoding="utf-8")
+    out = folder / "form.pt"
+    assert run(["train", str(corpus), "--config", str(TINY), "--out", str(out), "--no-progress", "--max-steps", "20",
+                "--set", "model.label_dim=4", "--set", "model.form_dim=8", "--set", "data.max_length=160",
+                "--set", "tokenizer.model_type=char", "--set", "tokenizer.vocab_size=2000"]) == 0
+    return out, corpus
+
+
+def test_a_form_aware_model_trains_and_writes_the_form_asked_for(form_model: tuple[Path, Path]) -> None:
+    out, _ = form_model
+    model = vaegen.load(out, "cpu")
+    assert model.model.form_embedding is not None
+    tune = model.labels.known[0]
+    for strategy in (vaegen.Strategy(), vaegen.Strategy(beam=2)):
+        assert all(form_of(g.text) == tune.form for g in model.sample(3, strategy, tune=tune.name, seed=0))
+    reference = model.model
+    nowhere = torch.zeros(1, 4, 4, dtype=torch.long)  # (B, T, 4): no form at any step
+    code = torch.zeros(1, reference.config.latent_dim + reference.config.label_dim)
+    state = reference.initial_state(code)
+    plain, _ = reference.decode(torch.full((1, 4), 5), code, state, nowhere)
+    told, _ = reference.decode(torch.full((1, 4), 5), code, state, nowhere + torch.tensor([1, 0, 3, 0]))
+    assert not torch.allclose(plain, told)  # the decoder reads where it stands
+
+
+def test_eval_adds_the_forms_own_likelihood_to_a_form_aware_models(form_model: tuple[Path, Path]) -> None:
+    out, corpus = form_model
+    model = vaegen.load(out, "cpu")
+    tunes, texts = zip(*(line.split("\t", 1) for line in corpus.read_text(encoding="utf-8").splitlines()[:6]))
+    report = evaluate(model, list(texts), iw_samples=2, prior_samples=2, tunes=list(tunes))
+    assert model.labels is not None
+    expected = -sum(math.log(form_probability(model.labels.tune(label), form_of(text)))
+                    for label, text in zip(model.labels.ids(tunes), texts)) / len(texts)
+    assert report.form_nll == pytest.approx(expected) and report.form_nll > 0
+    assert report.elbo >= report.nll - 1.0  # both carry the form's term: -ELBO still bounds the estimate

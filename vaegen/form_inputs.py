@@ -1,0 +1,119 @@
+"""Where a decoder stands in a ci's form, step by step: the inputs of a form-aware decoder (after SongNet,
+Li et al., 2020, "Rigid Formats Controlled Text Generation").
+
+At every step a form-aware decoder (model.form_dim > 0) reads four ids beside the previous token:
+
+    kind     what the step writes: a character, a rhyme character (the last of a clause closed by 。？！,
+             where ci rhyme), one of the marks, or the end
+    clause   the index of its clause
+    left     the characters left in the clause, this one included (0 at a mark and at the end)
+    rhyme    at every rhyme slot after the first: the token written at the first one (else 0, padding),
+             so that the decoder can learn which characters rhyme with it from the corpus itself
+
+In training the form is the ci's own, read from its tokens; in generation it is the form asked for, and
+the rhyme id is filled in once the first rhyme slot has been written. Ids past the tables' sizes are
+clipped to their last entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from vaegen.forms import MARKS, SENTENCE_ENDS, slots
+from vaegen.tokenizer import Tokenizer
+
+NONE, CHARACTER, RHYME = 0, 1, 2  # kinds; the marks follow, then the end
+END = 3 + len(MARKS)
+KINDS = END + 1
+MAX_CLAUSES = 64  # clause ids (a whole ci has up to ~50 clauses; later ones share the last id)
+MAX_LEFT = 32  # characters-left ids
+FEATURES = 4  # kind, clause, left, rhyme
+
+
+def skeleton_features(marks: Sequence[int | None]) -> np.ndarray:
+    """The kind, clause and left of each step of a text given as its marks (None for a character, else the
+    mark's index in MARKS), then of the end: (len(marks) + 1, 3) int64. Characters after the last mark form
+    a clause without a mark."""
+    features = np.zeros((len(marks) + 1, 3), dtype=np.int64)
+    clause, start = 0, 0  # the current clause, and where its characters start
+
+    def characters(end: int, rhymes: bool) -> None:
+        length = end - start
+        for offset in range(length):
+            kind = RHYME if rhymes and offset == length - 1 else CHARACTER
+            features[start + offset] = (kind, clause, length - offset)
+
+    for position, mark in enumerate(marks):
+        if mark is not None:
+            characters(position, MARKS[mark] in SENTENCE_ENDS)
+            features[position] = (3 + mark, clause, 0)
+            clause, start = clause + 1, position + 1
+    characters(len(marks), False)
+    features[len(marks)] = (END, clause + (start < len(marks)), 0)
+    features[:, 1] = np.minimum(features[:, 1], MAX_CLAUSES - 1)
+    features[:, 2] = np.minimum(features[:, 2], MAX_LEFT - 1)
+    return features
+
+
+def rhyme_column(kinds: np.ndarray, tokens: Sequence[int] | np.ndarray) -> np.ndarray:
+    """The rhyme ids of a written text: at each rhyme slot after the first, the token at the first."""
+    column = np.zeros(len(kinds), dtype=np.int64)
+    rhymes = np.flatnonzero(kinds == RHYME)
+    if len(rhymes) > 1 and rhymes[0] < len(tokens):
+        column[rhymes[1:]] = tokens[rhymes[0]]
+    return column
+
+
+class FormReader:
+    """Reads forms for a tokenizer: which pieces are marks, the inputs of a written text, those of a form."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        sp = tokenizer.sp
+        self.mark_of = {sp.piece_to_id(m): i for i, m in enumerate(MARKS) if not sp.is_unknown(sp.piece_to_id(m))}
+
+    def of_text(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """(len(ids) + 1, FEATURES): the inputs of the steps that write `ids` and then the end."""
+        static = skeleton_features([self.mark_of.get(int(i)) for i in ids])
+        return np.concatenate([static, rhyme_column(static[:, 0], ids)[:, None]], axis=1)
+
+    def batch(self, sentences: Sequence[Sequence[int] | np.ndarray], width: int) -> torch.Tensor:
+        """(B, width, FEATURES) for a padded batch of sentences (each written then ended); padding reads NONE."""
+        out = np.zeros((len(sentences), width, FEATURES), dtype=np.int64)
+        for row, ids in enumerate(sentences):
+            features = self.of_text(ids)[:width]
+            out[row, : len(features)] = features
+        return torch.from_numpy(out)
+
+
+def of_form(form: str) -> np.ndarray:
+    """(steps + 1, 3): the kind, clause and left of each step of a ci in `form` (tunes.slots), then the end."""
+    return skeleton_features([None if slot is None else MARKS.index(slot) for slot in slots(form)])
+
+
+def first_rhyme(static: torch.Tensor) -> int:
+    """The step of a form's first rhyme slot, from its inputs (S, 3+); -1 when it has none."""
+    found = (static[:, 0] == RHYME).nonzero()
+    return int(found[0, 0]) if len(found) else -1
+
+
+def prefix_inputs(static: torch.Tensor, prefix: Sequence[int]) -> torch.Tensor:
+    """(1, len(prefix) + 1, 4): what the decoder reads while it reads <s> and a prefix, written in a form whose
+    inputs are `static` (S, 3)."""
+    steps = static[: len(prefix) + 1]
+    rhyme = torch.from_numpy(rhyme_column(steps[:, 0].cpu().numpy(), list(prefix))).to(static.device)
+    return torch.cat([steps, rhyme.unsqueeze(1)], dim=1).unsqueeze(0)
+
+
+def step_inputs(static: torch.Tensor, step: int, prefix: Sequence[int], written: torch.Tensor) -> torch.Tensor:
+    """(N, 1, 4): what the decoder reads at `step` of a form (counted from its start, prefix included), given
+    the `prefix` and each row's tokens `written` (N, step - len(prefix)) after it."""
+    row = static[min(step, len(static) - 1)]
+    out = torch.zeros(written.size(0), 1, FEATURES, dtype=torch.long, device=written.device)
+    out[:, 0, :3] = row
+    first = first_rhyme(static)
+    if int(row[0]) == RHYME and 0 <= first < step:
+        out[:, 0, 3] = prefix[first] if first < len(prefix) else written[:, first - len(prefix)]
+    return out
