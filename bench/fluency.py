@@ -5,7 +5,8 @@ under an n-gram judge of the training text (vaegen.fluency) and their diversity,
         --held-out data/songci/test.txt [--n 500] [--seed 0] [--show 10] [--out FILE]
     python bench/fluency.py --train data/songci/train.txt --held-out data/songci/test.txt --judge-orders 2 3 4 5
 
-Strategies: temperature 1, 0.9, 0.8, 0.7; top-p 0.9 and 0.8; greedy; beam 5; each from the same N codes
+Strategies (--strategies, by default): temperature 1, 0.9, 0.8, 0.7; top-p 0.9 and 0.8; greedy; beam 5
+(any "temperature X" or "top-p X" may be added); each from the same N codes
 z ~ N(0, I) (seed --seed), so the rows differ by decoding alone. A model of tunes draws the tunes by
 their training frequency, and 'tune<TAB>text' files are read as their texts. The human row: the judge
 perplexity of every held-out text, distinct-n and self-BLEU of N of them drawn with --seed (both fall
@@ -44,6 +45,18 @@ STRATEGIES = {
 }
 
 
+def strategy_of(name: str) -> Strategy:
+    """A strategy by its table name: one of STRATEGIES, or "temperature X" / "top-p X" for another X."""
+    if name in STRATEGIES:
+        return STRATEGIES[name]
+    kind, _, value = name.rpartition(" ")
+    if kind == "temperature":
+        return Strategy(temperature=float(value))
+    if kind == "top-p":
+        return Strategy(top_p=float(value))
+    raise SystemExit(f"unknown strategy {name!r}: use {', '.join(STRATEGIES)}, 'temperature X' or 'top-p X'")
+
+
 def texts(path: Path) -> list[str]:
     """The texts of a file: of 'tune<TAB>text' lines when every line has a tab, else the lines."""
     lines = read_lines(path)
@@ -77,9 +90,11 @@ def main() -> None:
     parser.add_argument("--held-out", type=Path, required=True, help="human text the samples are set beside")
     parser.add_argument("--n", type=int, default=500, help="samples per strategy")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--show", type=int, default=10, help="samples to print of the closest strategy and of T = 1")
+    parser.add_argument("--show", type=int, default=10, help="samples to print of the closest strategy and of the first")
     parser.add_argument("--out", type=Path, help="write every sample here as JSON lines")
     parser.add_argument("--judge-orders", type=int, nargs="+", help="only compare judges of these orders")
+    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES),
+                        help="the rows to measure, e.g. 'temperature 0.85' 'top-p 0.8' (default: the eight above)")
     args = parser.parse_args()
     print(machine())
     train, held_out = texts(args.train), texts(args.held_out)
@@ -95,23 +110,23 @@ def main() -> None:
     model = vaegen.load(args.checkpoint, "cpu")
     samples: dict[str, list[str]] = {}
     seconds: dict[str, float] = {}
-    for name, strategy in STRATEGIES.items():
+    for name in args.strategies:
         started = time.perf_counter()
-        samples[name] = [g.text for g in model.sample(args.n, strategy, seed=args.seed)]
+        samples[name] = [g.text for g in model.sample(args.n, strategy_of(name), seed=args.seed)]
         seconds[name] = time.perf_counter() - started
     figures = {name: text_figures(judge, drawn, drawn) for name, drawn in samples.items()}
     human = text_figures(judge, held_out, random.Random(args.seed).sample(held_out, min(args.n, len(held_out))))
     gaps = {name: human_gap(sample, human) for name, sample in figures.items()}
     closest = min(gaps, key=lambda name: gaps[name])
     rows = [row(f"**{name}**" if name == closest else name, figures[name],
-                mean_units(samples[name], judge.cjk), gaps[name], seconds[name]) for name in STRATEGIES]
+                mean_units(samples[name], judge.cjk), gaps[name], seconds[name]) for name in args.strategies]
     rows.append(row(f"held-out text ({human.texts:,}; diversity over {human.diversity_texts:,})", human,
                     mean_units(held_out, judge.cjk), None, None))
     print(f"{args.checkpoint}: {args.n} samples per strategy, seed {args.seed}; held out: {args.held_out}")
     print(table(["strategy", f"judge perplexity per {judge.unit}", "distinct-1", "distinct-2", "self-BLEU",
                  f"mean {judge.unit}s", "gap to human", "sampling s"], rows))
     print(f"\nclosest to the held-out text: {closest} (gap {gaps[closest]:.3f})")
-    for name in dict.fromkeys([closest, "temperature 1"]):
+    for name in dict.fromkeys([closest, *args.strategies[:1]]):
         print(f"\n{name}:\n" + "\n".join(samples[name][: args.show]))
     if args.out is not None:
         args.out.write_text("".join(json.dumps({"strategy": name, "text": text}, ensure_ascii=False) + "\n"

@@ -95,6 +95,16 @@ def test_a_broken_cache_entry_is_fitted_again(tmp_path: Path, monkeypatch: pytes
     assert fluency.perplexity(fluency.cached_judge(train), train) == fluency.perplexity(fluency.train_judge(train), train)
 
 
+def test_a_text_past_nltks_limit_is_refused_with_advice(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nltk.lm.counter
+
+    from vaegen.errors import VaegenError
+
+    monkeypatch.setattr(nltk.lm.counter, "MAX_NGRAMS", 50)
+    with pytest.raises(VaegenError, match="part of the training text"):
+        fluency.train_judge(english_lines(100))
+
+
 def test_a_repeated_text_has_the_diversity_it_must() -> None:
     judge = fluency.train_judge(english_lines(100))
     text = "the cat sees the river ."  # six words, five distinct; five bigrams, all distinct

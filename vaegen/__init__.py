@@ -11,7 +11,10 @@ checkpoint -> decoder -> text):
     tokenizer     SentencePiece, chosen from the corpus
     data          reading corpora, the held-out split, length-grouped batches
     token_cache   a corpus's token ids, memory-mapped and cached between runs
-    tunes         Song ci forms and decoding masks; a conditional model's labels
+    forms         the form of a ci as text
+    form_inputs   where a decoding step stands in a form (a form-aware decoder's inputs)
+    tunes         each tune's forms and decoding masks; a conditional model's labels
+    clause_grammar  well-formed Chinese clauses in decoding without a form
     model         the sentence VAE: q(z|x), p(x|z), the decoder's code [z; c], per-token NLL
     objectives    the loss as pure functions: reconstruction, KL, free bits, annealing, word dropout
     phases        what a training step does at each point of a run
@@ -28,7 +31,8 @@ checkpoint -> decoder -> text):
     decoding      greedy, sampling, top-k, top-p, beam search under form masks
     latent        interpolation paths, prefix-weighted codes
     generator     this API: a loaded model answering in text
-    ci_metrics    Song ci format, rhyme and copy measures
+    ci_metrics    Song ci format, rhyme (pinyin, Pingshui) and copy measures
+    fluency       an n-gram judge of fluency, fitted on the training text alone
     plots         `vaegen plot`
     cli           the `vaegen` command, a thin shell over the above
 """
