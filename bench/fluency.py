@@ -90,7 +90,8 @@ def main() -> None:
     parser.add_argument("--held-out", type=Path, required=True, help="human text the samples are set beside")
     parser.add_argument("--n", type=int, default=500, help="samples per strategy")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--show", type=int, default=10, help="samples to print of the closest strategy and of the first")
+    parser.add_argument("--show", type=int, default=10,
+                        help="samples to print of the closest strategy and of the first one")
     parser.add_argument("--out", type=Path, help="write every sample here as JSON lines")
     parser.add_argument("--judge-orders", type=int, nargs="+", help="only compare judges of these orders")
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES),

@@ -14,13 +14,20 @@ from conftest import ROOT, TINY
 import vaegen
 from vaegen.cli import run
 from vaegen.config import TokenizerConfig
+from vaegen.decoding import Form
 from vaegen.evaluation import evaluate
-from vaegen.form_inputs import END, RHYME, FormReader, of_form, prefix_inputs, step_inputs
-from vaegen.forms import form_of
+from vaegen.form_inputs import END, RHYME, FormReader, of_form, prefix_inputs
+from vaegen.forms import form_of, rhyme_steps
 from vaegen.tokenizer import Tokenizer
 from vaegen.tunes import form_probability
 
 CI = "春风又绿江南岸，明月何时照我还。花落知多少。"
+
+
+def reads(form: Form, step: int, tokens: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    found = form.reads(step, tokens, rows)
+    assert found is not None
+    return found
 
 
 def test_a_form_reads_as_kind_clause_and_characters_left() -> None:
@@ -39,12 +46,17 @@ def test_training_reads_a_ci_as_generation_reads_its_form_step_by_step() -> None
     assert np.array_equal(trained[:, :3], static.numpy())
     rhymes = np.flatnonzero(trained[:, 0] == RHYME)
     assert trained[rhymes[0], 3] == 0 and (trained[rhymes[1:], 3] == ids[rhymes[0]]).all()  # later rhymes: the first
+    form = Form(torch.ones(len(ids) + 1, tokenizer.vocab_size, dtype=torch.bool), inputs=static,
+                rhyme_slots=tuple(rhyme_steps(form_of(CI))))  # as TuneBook holds it for a form-aware model
     tokens = torch.tensor([ids])
     for step in range(len(ids) + 1):
-        assert step_inputs(static, step, [], tokens[:, :step])[0, 0].tolist() == trained[step].tolist()
+        assert reads(form, step, tokens)[0, 0].tolist() == trained[step].tolist()
     for k in (0, 5, 12):  # after a prefix of k tokens, <s> and the prefix read the first k + 1 steps
         assert prefix_inputs(static, ids[:k])[0].tolist() == trained[: k + 1].tolist()
-        assert step_inputs(static, k + 3, ids[:k], tokens[:, k : k + 3])[0, 0].tolist() == trained[k + 3].tolist()
+        after = form.after(ids[:k])
+        assert reads(after, 3, tokens[:, k:])[0, 0].tolist() == trained[k + 3].tolist()
+        rows = torch.tensor([0, 0])  # the rows of a shrinking batch read their own tokens
+        assert reads(after, len(ids) - k - 2, tokens[:, k:], rows)[:, 0].tolist() == [trained[len(ids) - 2].tolist()] * 2
 
 
 @pytest.fixture(scope="module")

@@ -67,6 +67,7 @@ class Form(NamedTuple):
     rhymes: frozenset[int] = frozenset()
     classes: torch.Tensor | None = None
     inputs: torch.Tensor | None = None  # a form-aware decoder's (kind, clause, left) at each step of the whole form
+    rhyme_slots: tuple[int, ...] = ()  # with `inputs`: the whole form's rhyme slots (tunes.rhyme_steps)
     prefix: tuple[int, ...] = ()  # the tokens a prefix already wrote in the form (`after`)
 
     def mask(self, step: int, anchors: torch.Tensor | None) -> torch.Tensor:
@@ -89,12 +90,18 @@ class Form(NamedTuple):
             allowed[step] &= rhyming
         return written._replace(allowed=allowed[k:], anchor=0, rhymes=frozenset(), classes=None)
 
-    def reads(self, step: int, written: torch.Tensor) -> torch.Tensor | None:
-        """What a form-aware decoder reads at `step` of this decoding, (N, 1, 4), given each row's tokens
-        `written` (N, step) so far; None for a form without decoder inputs."""
+    def reads(self, step: int, tokens: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor | None:
+        """What a form-aware decoder reads at `step` of this decoding, (N, 1, 4), given the `tokens` written so
+        far (the rows `rows` of them, or all): at a rhyme slot after the first, the token at the first; None for
+        a form without decoder inputs."""
         if self.inputs is None:
             return None
-        return form_inputs.step_inputs(self.inputs, len(self.prefix) + step, self.prefix, written)
+        at, anchor = len(self.prefix) + step, None
+        if at in self.rhyme_slots[1:]:
+            column = self.rhyme_slots[0] - len(self.prefix)  # where the first rhyme stands in `tokens`
+            anchor = (self.prefix[self.rhyme_slots[0]] if column < 0
+                      else tokens[:, column] if rows is None else tokens[rows, column])
+        return form_inputs.step_inputs(self.inputs, at, len(tokens) if rows is None else len(rows), anchor)
 
     def to(self, device: torch.device) -> Form:
         return self._replace(allowed=self.allowed.to(device),
@@ -226,7 +233,7 @@ def _sample(model: SentenceVAE, z: torch.Tensor, max_length: int, strategy: Stra
         if step == max_length or not going.any():
             break
         rows, token, z, state = rows[going], token[going], z[going], state[:, going]
-        reads = None if form is None else form.reads(step + 1, tokens[rows, : step + 1])
+        reads = None if form is None else form.reads(step + 1, tokens, rows)
         step_logits, state = model.decode(token.unsqueeze(1), z, state, reads)
         logits = step_logits[:, -1].float()
     return Decoded(_until_end(tokens.tolist(), max_length), logprobs.cpu())
@@ -312,7 +319,7 @@ def beam_search(model: SentenceVAE, z: torch.Tensor, max_length: int, width: int
         history = torch.cat([history.gather(1, parents.unsqueeze(-1).expand(-1, -1, history.size(2))),
                              tokens.unsqueeze(-1)], dim=2)
         live = next_live
-        reads = None if form is None else form.reads(step + 1, history.view(n * width, -1))
+        reads = None if form is None else form.reads(step + 1, history.view(n * width, -1))  # a view: no copy
         step_logits, state = model.decode(tokens.view(-1, 1), codes, state[:, rows], reads)
         logits = step_logits[:, -1].float()
     results = []

@@ -66,7 +66,8 @@ class DiscountedToUniform(AbsoluteDiscounting):
     def unigram_score(self, word: str) -> float:
         unigrams = self.counts.unigrams
         total = unigrams.N()
-        return max(unigrams[word] - self.discount, 0.0) / total + self.discount * unigrams.B() / total / (len(self.vocab) - 1)
+        floor = self.discount * unigrams.B() / total / (len(self.vocab) - 1)  # the discounted mass, spread evenly
+        return max(unigrams[word] - self.discount, 0.0) / total + floor
 
 
 class JudgeModel(InterpolatedLanguageModel):

@@ -93,12 +93,6 @@ def of_form(form: str) -> np.ndarray:
     return skeleton_features([None if slot is None else MARKS.index(slot) for slot in slots(form)])
 
 
-def first_rhyme(static: torch.Tensor) -> int:
-    """The step of a form's first rhyme slot, from its inputs (S, 3+); -1 when it has none."""
-    found = (static[:, 0] == RHYME).nonzero()
-    return int(found[0, 0]) if len(found) else -1
-
-
 def prefix_inputs(static: torch.Tensor, prefix: Sequence[int]) -> torch.Tensor:
     """(1, len(prefix) + 1, 4): what the decoder reads while it reads <s> and a prefix, written in a form whose
     inputs are `static` (S, 3)."""
@@ -107,13 +101,12 @@ def prefix_inputs(static: torch.Tensor, prefix: Sequence[int]) -> torch.Tensor:
     return torch.cat([steps, rhyme.unsqueeze(1)], dim=1).unsqueeze(0)
 
 
-def step_inputs(static: torch.Tensor, step: int, prefix: Sequence[int], written: torch.Tensor) -> torch.Tensor:
-    """(N, 1, 4): what the decoder reads at `step` of a form (counted from its start, prefix included), given
-    the `prefix` and each row's tokens `written` (N, step - len(prefix)) after it."""
-    row = static[min(step, len(static) - 1)]
-    out = torch.zeros(written.size(0), 1, FEATURES, dtype=torch.long, device=written.device)
-    out[:, 0, :3] = row
-    first = first_rhyme(static)
-    if int(row[0]) == RHYME and 0 <= first < step:
-        out[:, 0, 3] = prefix[first] if first < len(prefix) else written[:, first - len(prefix)]
+def step_inputs(static: torch.Tensor, step: int, n: int, anchor: torch.Tensor | int | None) -> torch.Tensor:
+    """(n, 1, 4): what n decoders read at `step` of a form whose inputs are `static` (S, 3), counted from its
+    start: its kind, clause and left, and `anchor`, the first rhyme's token (a rhyme slot after the first;
+    None elsewhere)."""
+    out = torch.zeros(n, 1, FEATURES, dtype=torch.long, device=static.device)
+    out[:, 0, :3] = static[min(step, len(static) - 1)]
+    if anchor is not None:
+        out[:, 0, 3] = anchor
     return out

@@ -56,7 +56,7 @@ class SentenceGenerator:
     def __init__(self, loaded: checkpoint.Loaded, device: torch.device) -> None:
         self.config, self.tokenizer, self.model, self.train_state, self.labels = loaded
         self.device = device
-        self._tunes = TuneBook(self.labels, self.tokenizer, device)
+        self._tunes = TuneBook(self.labels, self.tokenizer, device, form_aware=self.config.model.form_dim > 0)
         self._grammar = ClauseGrammar.of(self.tokenizer)  # None for a model that writes no clause marks
 
     @property
@@ -104,7 +104,8 @@ class SentenceGenerator:
         return self._decode(z, strategy, generator or self._generator(seed), max_length, labels, forms)
 
     def _code(self, z: torch.Tensor, label: int | None) -> torch.Tensor:
-        """What the decoder reads for codes z (N, L) all under one label (or none): (N, L + C), on the model's device."""
+        """What the decoder reads for codes z (N, L) all under one label (or none): (N, L + C), on the model's
+        device."""
         labels = None if label is None else torch.full((len(z),), label, device=self.device)
         return self.model.code(z.to(self.device), labels)
 

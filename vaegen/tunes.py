@@ -164,10 +164,12 @@ class TuneBook:
     """The labels of a model as generation uses them, on the model's device: the label id of each text,
     ids drawn by how often each tune was seen, names, each label's forms (the most common, drawn by
     frequency, or named by rank), and the `Form` masks a form holds a decoding to (built once per form,
-    with rhymes or without). `labels` None is a model without labels: it refuses tunes."""
+    with rhymes or without). `labels` None is a model without labels: it refuses tunes. For a `form_aware`
+    model the masks carry where each step stands in the form, which its decoder reads."""
 
-    def __init__(self, labels: Labels | None, tokenizer: Tokenizer, device: torch.device) -> None:
-        self.labels, self.tokenizer, self.device = labels, tokenizer, device
+    def __init__(self, labels: Labels | None, tokenizer: Tokenizer, device: torch.device,
+                 form_aware: bool = False) -> None:
+        self.labels, self.tokenizer, self.device, self.form_aware = labels, tokenizer, device, form_aware
         self._forms: dict[tuple[str, bool, Scheme | None], Form | None] = {}  # (form, rhyme, scheme) -> its masks
         self._classes: dict[Scheme | None, torch.Tensor] = {}  # rhyme scheme -> each piece's rhyme class
 
@@ -243,7 +245,9 @@ class TuneBook:
             steps = rhyme_steps(form) if form else []
             held = None
             if form:  # the masks that hold to it, and where each step stands in it for a form-aware decoder
-                held = Form(form_masks(form, self.tokenizer), inputs=torch.from_numpy(of_form(form)))
+                held = Form(form_masks(form, self.tokenizer))
+                if self.form_aware:
+                    held = held._replace(inputs=torch.from_numpy(of_form(form)), rhyme_slots=tuple(steps))
             if held is not None and rhyme and len(steps) > 1:
                 held = held._replace(anchor=steps[0], rhymes=frozenset(steps[1:]), classes=self._rhyme_classes(scheme))
             self._forms[form, rhyme, scheme] = held if held is None else held.to(self.device)

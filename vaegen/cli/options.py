@@ -110,9 +110,9 @@ class Decoding(NamedTuple):
     device: str | None
 
 
-def parse_decoding(*, greedy: bool, temperature: float, top_k: int, top_p: float | None, beam: int, length_penalty: float,
-                   rhyme: bool, grammar: bool, max_length: int | None, tune: str | None, form: str | None, seed: int | None,
-                   as_json: bool, with_z: bool, output: Path | None, force: bool, checkpoint: Path | None,
+def parse_decoding(*, greedy: bool, temperature: float, top_k: int, top_p: float | None, beam: int,
+                   length_penalty: float, rhyme: bool, grammar: bool, max_length: int | None, tune: str | None,
+                   form: str | None, seed: int | None, as_json: bool, with_z: bool, output: Path | None, force: bool, checkpoint: Path | None,
                    device: str | None) -> Decoding:
     """The decoding the options ask for, refusing sampling options that would be silently ignored and a bad
     --output, before any model is loaded."""

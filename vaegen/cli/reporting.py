@@ -66,7 +66,8 @@ def evaluate(
         from vaegen.fluency import cached_judge
 
         judge_lines = read_examples(judge_train, labelled).texts
-        note(f"fluency judge: an n-gram model of the {len(judge_lines):,} lines of {judge_train} (fitted once, then cached)")
+        note(f"fluency judge: an n-gram model of the {len(judge_lines):,} lines of {judge_train} "
+             "(fitted once, then cached)")
         judge = cached_judge(judge_lines)
     note(f"scoring {len(scored.texts):,} lines with {iw_samples if model.latent_dim else 1} importance samples each")
     report = run_evaluation(model, scored.texts, iw_samples, samples, train_lines, seed, precision.value, progress,
