@@ -11,7 +11,8 @@ z ~ N(0, I) (seed --seed), so the rows differ by decoding alone. A model of tune
 their training frequency, and 'tune<TAB>text' files are read as their texts. The human row: the judge
 perplexity of every held-out text, distinct-n and self-BLEU of N of them drawn with --seed (both fall
 as a set grows, so they are compared at the same size). The closest strategy is the one of least
-`fluency.human_gap`: |ln(ppl / human ppl)| + |ln(distinct-2 / human distinct-2)|.
+`fluency.human_gap`: the farther of |ln(ppl / human ppl)| / ln 1.15 and |distinct-2 - human
+distinct-2| / 0.05, at most 1 when both are within those tolerances.
 
 --judge-orders instead fits a judge of each order on --train and prints its perplexity of --held-out:
 how the judge's order was chosen.

@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import TINY
 
-from vaegen.cli import run
+from vaegen.cli import options, run
 
 
 def vaegen_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -189,3 +189,18 @@ def test_every_generation_command_takes_the_shared_options(capsys, command: str,
                    "--checkpoint", "--device"):
         assert option in text, option
     assert f"sample it (with --temperature, --top-k, --top-p). [default: {default}]" in text
+
+
+@pytest.mark.parametrize("given, temperature, top_p", [
+    ({}, options.SAMPLING_TEMPERATURE, options.SAMPLING_TOP_P),  # nothing shapes sampling: the measured default
+    ({"top_p": 0.9}, 1.0, 0.9),  # one option given: the others are the model's own distribution
+    ({"temperature": 0.7}, 0.7, 1.0),
+    ({"top_k": 5}, 1.0, 1.0),
+    ({"greedy": True}, 1.0, 1.0),
+])
+def test_sampling_takes_the_measured_default_only_when_no_option_shapes_it(given: dict, temperature: float,
+                                                                          top_p: float) -> None:
+    values = {name: default for name, _, default in options.DECODING_OPTIONS} | {"force": False, "checkpoint": None,
+                                                                                 "device": None} | given
+    strategy = options.parse_decoding(**values).strategy
+    assert (strategy.temperature, strategy.top_p) == (temperature, top_p)

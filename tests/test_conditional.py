@@ -84,7 +84,7 @@ def test_the_label_conditions_both_the_posterior_and_the_decoder() -> None:
 
 def test_a_conditional_checkpoint_stores_its_tunes(ci_checkpoint: Path) -> None:
     payload = checkpoint.read(ci_checkpoint)
-    assert payload["version"] == 2
+    assert payload["version"] == checkpoint.VERSION
     known = Labels.from_payload(payload["labels"]).known
     counts: dict[str, int] = {}
     for name, _ in ci_rows()[:270]:

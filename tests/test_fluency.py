@@ -122,12 +122,15 @@ def test_a_repeated_text_has_the_diversity_it_must() -> None:
     assert report.as_dict()["samples"]["self_bleu"] == pytest.approx(100.0)
 
 
-def test_the_gap_to_human_text_is_symmetric_in_ratio() -> None:
+def test_the_gap_to_human_text_is_the_farther_figure_in_units_of_its_tolerance() -> None:
     def figures(ppl: float, distinct_2: float) -> fluency.TextFigures:
         return fluency.TextFigures(10, ppl, 10, 0.5, distinct_2, 10.0)
 
     human = figures(100.0, 0.8)
     assert fluency.human_gap(human, human) == 0.0
     assert fluency.human_gap(figures(50.0, 0.8), human) == pytest.approx(fluency.human_gap(figures(200.0, 0.8), human))
-    assert fluency.human_gap(figures(50.0, 0.4), human) == pytest.approx(2 * math.log(2))
+    assert fluency.human_gap(figures(115.0, 0.8), human) == pytest.approx(1.0)
+    assert fluency.human_gap(figures(100.0, 0.75), human) == pytest.approx(1.0)
+    assert fluency.human_gap(figures(110.0, 0.78), human) < 1.0 < fluency.human_gap(figures(100.0, 0.74), human)
+    assert fluency.human_gap(figures(130.0, 0.8), human) == fluency.human_gap(figures(130.0, 0.79), human)
     assert fluency.human_gap(figures(100.0, 0.0), human) == math.inf

@@ -12,9 +12,12 @@ import torch
 from conftest import ROOT, TINY
 
 import vaegen
+from vaegen import checkpoint
+from vaegen.ci_metrics import rhyme_classes
 from vaegen.cli import run
 from vaegen.config import TokenizerConfig
 from vaegen.decoding import Form
+from vaegen.errors import CheckpointError
 from vaegen.evaluation import evaluate
 from vaegen.form_inputs import END, RHYME, FormReader, of_form, prefix_inputs
 from vaegen.forms import form_of, rhyme_steps
@@ -99,3 +102,21 @@ def test_eval_adds_the_forms_own_likelihood_to_a_form_aware_models(form_model: t
                     for label, text in zip(model.labels.ids(tunes), texts)) / len(texts)
     assert report.form_nll == pytest.approx(expected) and report.form_nll > 0
     assert report.elbo >= report.nll - 1.0  # both carry the form's term: -ELBO still bounds the estimate
+
+
+def test_the_trained_model_knows_each_tokens_rhyme_group(form_model: tuple[Path, Path]) -> None:
+    """Training fills the token -> rhyme group table from the tokenizer, and the checkpoint keeps it."""
+    model = vaegen.load(form_model[0], "cpu")
+    assert model.model.form_embedding is not None
+    groups = model.model.form_embedding.rhyme_group
+    assert torch.equal(groups, rhyme_classes(model.tokenizer) + 1)
+    piece = model.tokenizer.sp.piece_to_id
+    assert groups[piece("天")] == groups[piece("山")] != groups[piece("风")]  # tian, shan rhyme in "an"; feng does not
+
+
+def test_a_form_aware_checkpoint_of_format_2_is_refused_with_the_fix(form_model: tuple[Path, Path],
+                                                                    tmp_path: Path) -> None:
+    old = tmp_path / "old.pt"
+    torch.save({**torch.load(form_model[0], weights_only=True), "version": 2}, old)
+    with pytest.raises(CheckpointError, match="retrain it"):
+        checkpoint.load(old)

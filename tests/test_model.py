@@ -101,3 +101,37 @@ def test_token_nll_sums_the_cross_entropy_of_real_tokens_per_sentence(tie: bool)
     logits = model.decode(batch.decoder_inputs, out.z, model.initial_state(out.z))[0]  # (B, T, V)
     per_token = F.cross_entropy(logits.transpose(1, 2), batch.tokens, ignore_index=PAD_ID, reduction="none")
     assert torch.allclose(model.token_nll(out.hidden, batch.tokens), per_token.sum(dim=1), atol=1e-5)
+
+
+def test_a_form_aware_model_scores_rhyme_slots_by_the_group_of_the_first_rhyme() -> None:
+    """At a step whose form names a rhyme to follow, the learnt rhyme columns add that group's scores to the
+    logits, and nowhere else (the group's input embedding, which would move every later step, is zeroed
+    here); `token_nll` scores the same logits as `decode`."""
+    model = tiny(form_dim=4)
+    classes = torch.full((VOCAB,), -1)
+    classes[5:10], classes[10:15] = 0, 1  # two rhyme classes: tokens 5-9 and 10-14
+    model.set_rhyme_groups(classes)
+    assert model.rhyme_output is not None
+    assert model.form_embedding is not None
+    with torch.no_grad():
+        model.rhyme_output.normal_()
+        model.form_embedding.rhyme.weight.zero_()
+    batch = collate(SENTENCES)
+    form = torch.zeros(*batch.decoder_inputs.shape, 4, dtype=torch.long)
+    form[0, 3, 3], form[2, 2, 3] = 7, 12  # row 0 step 3 follows token 7's rhyme, row 2 step 2 token 12's
+    out = model(batch.tokens, batch.lengths, batch.decoder_inputs, None, form=form)
+    z = out.z
+    with_rhyme, _ = model.decode(batch.decoder_inputs, z, model.initial_state(z), form)
+    plain = form.clone()
+    plain[..., 3] = 0
+    without, _ = model.decode(batch.decoder_inputs, z, model.initial_state(z), plain)
+    added = with_rhyme - without
+    assert (added.abs().amax(dim=-1) > 1e-6).nonzero().tolist() == [[0, 3], [2, 2]]
+    assert torch.allclose(added[0, 3], model.rhyme_output[:, 0]) and torch.allclose(added[2, 2], model.rhyme_output[:, 1])
+    per_token = F.cross_entropy(with_rhyme.transpose(1, 2), batch.tokens, ignore_index=PAD_ID, reduction="none")
+    assert torch.allclose(model.token_nll(out.hidden, batch.tokens), per_token.sum(dim=1), atol=1e-5)
+
+
+def test_too_many_rhyme_classes_are_refused() -> None:
+    with pytest.raises(ValueError, match="rhyme classes"):
+        tiny(form_dim=4).set_rhyme_groups(torch.arange(VOCAB) * 2)

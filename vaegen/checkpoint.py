@@ -25,7 +25,9 @@ from vaegen.tokenizer import Tokenizer
 from vaegen.tunes import Labels
 
 FORMAT = "vaegen-checkpoint"
-VERSION = 2  # 2 added "labels" (conditional models); version 1 files read as models without labels
+# 2 added "labels" (conditional models), version 1 files reading as models without labels; 3: a form-aware decoder
+# (model.form_dim > 0) reads the first rhyme's group and scores characters for it, so its version 2 files cannot be read
+VERSION = 3
 TRAIN_HINT = "train one with `vaegen train CORPUS` or pass --checkpoint FILE"
 BUNDLED = Path(__file__).resolve().parent / "models" / "songci-lines.pt"  # see vaegen/models/README.md
 BUNDLED_TUNES = BUNDLED.with_name("songci-ci.pt")  # whole ci by tune: what --tune and `vaegen tunes` fall back to
@@ -112,6 +114,10 @@ def load(path: Path, device: torch.device | str = "cpu") -> Loaded:
     payload = read(path)
     try:
         config = Config.from_dict(payload["config"], source=f"{path} config")
+        if config.model.form_dim and payload["version"] < 3:
+            raise CheckpointError(f"{path} holds a form-aware model of checkpoint format {payload['version']}, whose "
+                                  "decoder read the first rhyme's character; this vaegen's reads its rhyme group: "
+                                  "retrain it (vaegen train ... --config configs/songci-ci.toml)")
         tokenizer = Tokenizer(bytes(payload["tokenizer"]))
         labels = Labels.from_payload(payload["labels"]) if payload.get("labels") is not None else None
         model = SentenceVAE(config.model, tokenizer.vocab_size, len(labels) if labels is not None else 0)

@@ -222,12 +222,19 @@ def fluency_report(judge: Judge, samples: Sequence[str], human: Sequence[str], s
                          text_figures(judge, human, drawn))
 
 
-def human_gap(samples: TextFigures, human: TextFigures) -> float:
-    """How far samples are from human text: |ln(ppl_s / ppl_h)| + |ln(distinct-2_s / distinct-2_h)|.
+PPL_TOLERANCE = 1.15  # samples read as fluent as human text within a factor 1.15 of its judge perplexity
+DISTINCT_2_TOLERANCE = 0.05  # and within 0.05 of its distinct-2
 
-    Ratios on a log scale, so that half the human perplexity is as far as twice it, and the two figures
-    weigh alike whatever their size; infinite when either side has no bigram at all.
+
+def human_gap(samples: TextFigures, human: TextFigures) -> float:
+    """How far samples are from human text, in units of the tolerances above, by the farther of the two figures:
+    max(|ln(ppl_s / ppl_h)| / ln 1.15, |distinct-2_s - distinct-2_h| / 0.05).
+
+    At most 1 exactly when both figures are within tolerance. Perplexity is compared as a log ratio, so that
+    half the human figure is as far as twice it; a sum of the two would let one figure far off be bought back
+    by the other close. Infinite when the samples have no bigram at all.
     """
-    if min(samples.distinct_2, human.distinct_2) <= 0.0:
+    if samples.distinct_2 <= 0.0:
         return math.inf
-    return abs(math.log(samples.judge_ppl / human.judge_ppl)) + abs(math.log(samples.distinct_2 / human.distinct_2))
+    return max(abs(math.log(samples.judge_ppl / human.judge_ppl)) / math.log(PPL_TOLERANCE),
+               abs(samples.distinct_2 - human.distinct_2) / DISTINCT_2_TOLERANCE)

@@ -7,8 +7,9 @@ At every step a form-aware decoder (model.form_dim > 0) reads four ids beside th
              where ci rhyme), one of the marks, or the end
     clause   the index of its clause
     left     the characters left in the clause, this one included (0 at a mark and at the end)
-    rhyme    at every rhyme slot after the first: the token written at the first one (else 0, padding),
-             so that the decoder can learn which characters rhyme with it from the corpus itself
+    rhyme    at every rhyme slot after the first: the token written at the first one (else 0, padding);
+             the model reads it as its rhyme group (`SentenceVAE.set_rhyme_groups`) and learns from the
+             corpus which characters follow that rhyme
 
 In training the form is the ci's own, read from its tokens; in generation it is the form asked for, and
 the rhyme id is filled in once the first rhyme slot has been written. Ids past the tables' sizes are
@@ -31,6 +32,7 @@ KINDS = END + 1
 MAX_CLAUSES = 64  # clause ids (a whole ci has up to ~50 clauses; later ones share the last id)
 MAX_LEFT = 32  # characters-left ids
 FEATURES = 4  # kind, clause, left, rhyme
+RHYME_GROUPS = 48  # rhyme group ids a form-aware model reads, 0 for none (pinyin has 21 in the Song ci vocabulary)
 
 
 def skeleton_features(marks: Sequence[int | None]) -> np.ndarray:

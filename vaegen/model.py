@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from vaegen.config import ModelConfig
-from vaegen.form_inputs import KINDS, MAX_CLAUSES, MAX_LEFT
+from vaegen.form_inputs import KINDS, MAX_CLAUSES, MAX_LEFT, RHYME_GROUPS
 from vaegen.objectives import reconstruction_nll
 from vaegen.tokenizer import PAD_ID
 
@@ -36,7 +36,7 @@ class Posterior(NamedTuple):
 
 
 class VAEOutput(NamedTuple):
-    hidden: torch.Tensor  # (B, T, hidden_dim): decoder states; `token_nll` scores targets from them
+    hidden: torch.Tensor  # (B, T, hidden_dim[+G]): what the output layer reads; `token_nll` scores targets from it
     mu: torch.Tensor  # (B, latent_dim)
     logvar: torch.Tensor  # (B, latent_dim)
     z: torch.Tensor  # (B, latent_dim)
@@ -49,21 +49,30 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor | N
 
 class FormEmbedding(nn.Module):
     """Where a step stands in a ci's form (`form_inputs`: kind, clause, characters left, the first rhyme's token),
-    as the sum of one learnt embedding per input: (B, T, 4) ids -> (B, T, form_dim)."""
+    as the sum of one learnt embedding per input: (B, T, 4) ids -> (B, T, form_dim). The first rhyme's token is
+    read as its rhyme group (`rhyme_group`, filled by `SentenceVAE.set_rhyme_groups`): a few dozen groups, each
+    seen in hundreds of ci, where thousands of tokens are each seen in a few."""
+
+    rhyme_group: torch.Tensor
 
     def __init__(self, dim: int, vocab_size: int) -> None:
         super().__init__()
         self.kind = nn.Embedding(KINDS, dim)
         self.clause = nn.Embedding(MAX_CLAUSES, dim)
         self.left = nn.Embedding(MAX_LEFT, dim)
-        self.rhyme = nn.Embedding(vocab_size, dim, padding_idx=PAD_ID)  # 0 (padding): no rhyme to follow
+        self.rhyme = nn.Embedding(RHYME_GROUPS, dim, padding_idx=0)  # 0: no rhyme to follow
+        self.register_buffer("rhyme_group", torch.zeros(vocab_size, dtype=torch.long))  # token -> its group, 0 none
 
     def reset_parameters(self) -> None:
         for table in (self.kind, self.clause, self.left, self.rhyme):
             table.reset_parameters()
 
+    def groups(self, form: torch.Tensor) -> torch.Tensor:
+        """(B, T, 4) form inputs -> (B, T): the rhyme group each step is to follow (0: none)."""
+        return self.rhyme_group[form[..., 3]]
+
     def forward(self, form: torch.Tensor) -> torch.Tensor:
-        return self.kind(form[..., 0]) + self.clause(form[..., 1]) + self.left(form[..., 2]) + self.rhyme(form[..., 3])
+        return self.kind(form[..., 0]) + self.clause(form[..., 1]) + self.left(form[..., 2]) + self.rhyme(self.groups(form))
 
 
 class SentenceVAE(nn.Module):
@@ -99,6 +108,8 @@ class SentenceVAE(nn.Module):
                 self.embedding.weight.uniform_(-bound, bound)[PAD_ID].zero_()
             self.output.weight = self.embedding.weight
         self.form_embedding = FormEmbedding(c.form_dim, vocab_size) if c.form_dim else None  # last: same init above
+        # At a rhyme slot, a learnt score of every token for the group to follow: p(character | rhyme) from the corpus
+        self.rhyme_output = nn.Parameter(torch.zeros(vocab_size, RHYME_GROUPS - 1)) if c.form_dim else None
 
     def encode(self, tokens: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor | None = None) -> Posterior:
         """tokens (B, T), lengths (B,), labels (B,) for a conditional model -> q(z|x[, c]). Packing makes the
@@ -142,16 +153,23 @@ class SentenceVAE(nn.Module):
     def decoder_states(self, inputs: torch.Tensor, code: torch.Tensor, state: torch.Tensor,
                        form: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """inputs (B, T) token ids, code (B, L + C), state (layers, B, H), and for a form-aware model the form
-        inputs (B, T, 4) of each step (`form_inputs`) -> outputs (B, T, H), new state."""
+        inputs (B, T, 4) of each step (`form_inputs`) -> what the output layer reads (B, T, H), new state.
+
+        For a form-aware model what the output layer reads also holds, after the H states, the rhyme group
+        each step is to follow as a one-hot (B, T, RHYME_GROUPS - 1), all zeros where there is none: the
+        output layer's `rhyme_output` columns turn it into a learnt preference among the characters."""
         x = self.dropout(self.embedding(inputs))  # (B, T, E): dropout on the decoder's side alone, as in the reference
         if self.config.z_every_step:
             x = torch.cat([x, code.unsqueeze(1).expand(-1, x.size(1), -1)], dim=-1)  # (B, T, E + L + C)
-        if self.form_embedding is not None:
-            if form is None:  # no form asked (a tune without one): every step reads "no form"
-                form = inputs.new_zeros(*inputs.shape, 4)
-            x = torch.cat([x, self.form_embedding(form).to(x.dtype)], dim=-1)  # (B, T, E + L + C + F)
+        if self.form_embedding is None:
+            out, state = self._recur(x, state)
+            return self.output_dropout(out), state
+        if form is None:  # no form asked (a tune without one): every step reads "no form"
+            form = inputs.new_zeros(*inputs.shape, 4)
+        x = torch.cat([x, self.form_embedding(form).to(x.dtype)], dim=-1)  # (B, T, E + L + C + F)
         out, state = self._recur(x, state)
-        return self.output_dropout(out), state
+        rhyme = nn.functional.one_hot(self.form_embedding.groups(form), RHYME_GROUPS)[..., 1:].to(out.dtype)
+        return torch.cat([self.output_dropout(out), rhyme], dim=-1), state
 
     def _recur(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The decoder GRU; in training with weight_drop, one DropConnect mask on its hidden-to-hidden weights per
@@ -171,16 +189,32 @@ class SentenceVAE(nn.Module):
         Training never forms the full logits: `token_nll` fuses the output layer into the loss.
         """
         out, state = self.decoder_states(inputs, code, state, form)
-        return self.output(out), state
+        return nn.functional.linear(out, self.output_weight(), self.output.bias), state
+
+    def output_weight(self) -> torch.Tensor:
+        """The output layer's weight (V, H), with the rhyme columns after it for a form-aware model (V, H + G)."""
+        if self.rhyme_output is None:
+            return self.output.weight
+        return torch.cat([self.output.weight, self.rhyme_output], dim=1)
+
+    def set_rhyme_groups(self, classes: torch.Tensor) -> None:
+        """Each token's rhyme class (V,), -1 for a token that does not rhyme (`ci_metrics.rhyme_classes`): what a
+        form-aware model reads of the first rhyme's token. Kept in the checkpoint."""
+        if self.form_embedding is None:
+            return
+        if classes.max().item() + 2 > RHYME_GROUPS:
+            raise ValueError(f"{classes.max().item() + 1} rhyme classes; a form-aware model tells {RHYME_GROUPS - 1} apart")
+        self.form_embedding.rhyme_group.copy_(classes + 1)
 
     def token_nll(self, hidden: torch.Tensor, targets: torch.Tensor,
                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Summed token NLL per sentence: decoder states (B, T, H), targets (B, T) -> (B,); padding costs nothing.
+        """Summed token NLL per sentence: what the output layer reads (B, T, H[+G]), targets (B, T) -> (B,);
+        padding costs nothing.
 
         The output layer is fused into the cross-entropy (objectives.LinearCrossEntropy), its matrix products
         in `dtype`, so the (B, T, V) logits are never formed.
         """
-        return reconstruction_nll(hidden, self.output.weight, self.output.bias, targets, dtype)
+        return reconstruction_nll(hidden, self.output_weight(), self.output.bias, targets, dtype)
 
     def encoder_parameters(self) -> list[nn.Parameter]:
         """What q(z|x) alone owns (the embeddings of words and labels are shared, so they count as the decoder's):
@@ -199,6 +233,9 @@ class SentenceVAE(nn.Module):
             if module is not None:
                 module.reset_parameters()
                 reset += list(module.parameters())
+        if self.rhyme_output is not None:
+            nn.init.zeros_(self.rhyme_output)
+            reset.append(self.rhyme_output)
         if self.config.tie_embeddings:  # the output matrix is the encoder's embedding: only the bias is the decoder's
             nn.init.zeros_(self.output.bias)
             reset.append(self.output.bias)

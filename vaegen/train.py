@@ -29,6 +29,7 @@ from torch import nn
 from tqdm import tqdm
 
 from vaegen import checkpoint, distributed, metrics_log
+from vaegen.ci_metrics import rhyme_classes
 from vaegen.config import Config
 from vaegen.data import collate, epoch_batches
 from vaegen.devices import resolve_precision
@@ -196,6 +197,8 @@ def build_run(config: Config, out: Path, device: torch.device, say: Log, low_pre
             f"the {sum(i == Labels.OTHER for i in train_label_ids):,} training lines of rarer ones share one "
             f"'other' label")
     model = SentenceVAE(config.model, tokenizer.vocab_size, len(labels) if labels is not None else 0).to(device)
+    if config.model.form_dim:
+        model.set_rhyme_groups(rhyme_classes(tokenizer).to(device))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, fused=True)  # one kernel for all parameters
     forms = FormReader(tokenizer) if config.model.form_dim else None
     return Run(config, out, device, say, tokenizer, labels, train_ids, valid_ids, train_label_ids, valid_label_ids,

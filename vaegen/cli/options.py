@@ -31,10 +31,11 @@ if TYPE_CHECKING:
     from vaegen.generator import SentenceGenerator
 
 MAX_SENTENCES = 1_000_000
-# The default decoding of the sampling commands: nucleus sampling at p = 0.8, of the strategies measured the one
-# closest to held-out human text in judge perplexity and distinct-2 for the Song ci lines model (and second of
-# eight for the model of whole ci; docs/BENCHMARKS.md, "Fluency and decoding strategies")
-SAMPLING_TOP_P = 0.8
+# The default decoding of the sampling commands when none of --temperature, --top-k and --top-p is given: of the
+# strategies measured, the one closest to held-out human text in judge perplexity and distinct-2 (`fluency.human_gap`)
+# for the Song ci lines model and for the model of whole ci (docs/BENCHMARKS.md, "Fluency and decoding strategies")
+SAMPLING_TEMPERATURE = 0.85
+SAMPLING_TOP_P = 1.0
 MAX_STEPS = 1_000
 
 # Choices as enums built from those constants (mypy cannot list members computed at run time)
@@ -60,15 +61,17 @@ FormOption = Annotated[str | None, typer.Option(show_default=False, help="With -
                                                 "common.")]
 GreedyOption = Annotated[bool, typer.Option("--greedy/--sample", help="Take the most likely token at each step, "
                                             "or sample it (with --temperature, --top-k, --top-p).")]
-TemperatureOption = Annotated[float, typer.Option(min=0.01, max=100.0, help="Sampling temperature: below 1 is "
-                                                  "safer, above 1 more varied.")]
+TemperatureOption = Annotated[float | None, typer.Option(min=0.01, max=100.0, show_default=False, help="Sampling "
+                                                         "temperature: below 1 is safer, above 1 more varied. "
+                                                         f"Default when sampling: {SAMPLING_TEMPERATURE} if neither "
+                                                         "--top-k nor --top-p is given (the strategy whose text is "
+                                                         "closest to human text in judge perplexity and distinct-2, "
+                                                         "docs/BENCHMARKS.md), else 1.")]
 TopKOption = Annotated[int, typer.Option("--top-k", min=0, help="Sample among the k most likely tokens only "
                                          "(0: all).")]
 TopPOption = Annotated[float | None, typer.Option("--top-p", min=0.01, max=1.0, show_default=False, help="Sample "
                                                   "among the smallest set of tokens whose probability reaches p "
-                                                  "(nucleus sampling; 1: all). Default when sampling: "
-                                                  f"{SAMPLING_TOP_P}, the strategy whose text is closest to human "
-                                                  "text in judge perplexity and distinct-2 (docs/BENCHMARKS.md).")]
+                                                  "(nucleus sampling; 1: all). Default: 1.")]
 BeamOption = Annotated[int, typer.Option("--beam", min=0, max=64, help="Beam search of this width instead "
                                          "(deterministic; 1 is greedy; 0: off).")]
 LengthPenaltyOption = Annotated[float, typer.Option(min=0.0, max=10.0, help="Beam search ranks by "
@@ -110,7 +113,7 @@ class Decoding(NamedTuple):
     device: str | None
 
 
-def parse_decoding(*, greedy: bool, temperature: float, top_k: int, top_p: float | None, beam: int,
+def parse_decoding(*, greedy: bool, temperature: float | None, top_k: int, top_p: float | None, beam: int,
                    length_penalty: float, rhyme: bool, grammar: bool, max_length: int | None, tune: str | None,
                    form: str | None, seed: int | None, as_json: bool, with_z: bool, output: Path | None, force: bool, checkpoint: Path | None,
                    device: str | None) -> Decoding:
@@ -118,13 +121,15 @@ def parse_decoding(*, greedy: bool, temperature: float, top_k: int, top_p: float
     --output, before any model is loaded."""
     from vaegen.decoding import Strategy
 
-    if (temperature != 1.0 or top_k or top_p is not None) and (greedy or beam):
+    shaped = temperature is not None or top_k or top_p is not None
+    if shaped and (greedy or beam):
         raise VaegenError("--temperature, --top-k and --top-p shape sampling; drop them, or drop "
                           f"{'--beam' if beam else '--greedy'} (add --sample where greedy is the default)")
     check_output(output, force, "out.txt")
-    if top_p is None:  # sampling's default nucleus, unless temperature or top-k shape the sampling instead
-        top_p = SAMPLING_TOP_P if not (greedy or beam or temperature != 1.0 or top_k) else 1.0
-    strategy = Strategy(greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p, beam=beam,
+    if not (shaped or greedy or beam):  # sampling's default
+        temperature, top_p = SAMPLING_TEMPERATURE, SAMPLING_TOP_P
+    strategy = Strategy(greedy=greedy, temperature=1.0 if temperature is None else temperature, top_k=top_k,
+                        top_p=1.0 if top_p is None else top_p, beam=beam,
                         length_penalty=length_penalty, rhyme=rhyme, grammar=grammar)
     return Decoding(strategy=strategy, max_length=max_length, tune=tune, form=parse_form(form, tune), seed=seed,
                     as_json=as_json, with_z=with_z, output=output, checkpoint=checkpoint, device=device)
@@ -154,7 +159,7 @@ def parse_form(form: str | None, tune: str | None) -> str | int | None:
 # once here; `generation_command` adds them to a command and `parse_decoding` takes them by name.
 DECODING_OPTIONS: tuple[tuple[str, object, object], ...] = (
     ("greedy", GreedyOption, False),  # each command's own default replaces this one
-    ("temperature", TemperatureOption, 1.0),
+    ("temperature", TemperatureOption, None),
     ("top_k", TopKOption, 0),
     ("top_p", TopPOption, None),
     ("beam", BeamOption, 0),
