@@ -34,6 +34,7 @@ checkpoint -> decoder -> text):
     ci_metrics    Song ci format, rhyme (pinyin, Pingshui) and copy measures
     fluency       an n-gram judge of fluency, fitted on the training text alone
     plots         `vaegen plot`
+    serve         `vaegen serve`: the API, the map, the page
     cli           the `vaegen` command, a thin shell over the above
 """
 

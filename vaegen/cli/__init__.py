@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import typer
 
-from vaegen.cli import generation, reporting, training
+from vaegen.cli import generation, reporting, serving, training
 from vaegen.errors import VaegenError
 
 app = typer.Typer(
@@ -36,6 +36,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "train": training.train, "sample": generation.sample, "reconstruct": generation.reconstruct,
     "encode": generation.encode, "interpolate": generation.interpolate, "complete": generation.complete,
     "eval": reporting.evaluate, "tunes": reporting.tunes, "export": training.export, "plot": reporting.plot,
+    "serve": serving.serve,
 }
 for name, command in COMMANDS.items():
     app.command(name)(command)
