@@ -143,3 +143,11 @@ def test_the_gate_refuses_past_its_depth_and_drops_what_waits_too_long() -> None
     assert third[0] == 503 and "busy" in third[1]  # type: ignore[index]
     assert queued[0] == 503 and "did not answer" in queued[1]  # type: ignore[index]
     assert after == "after"
+
+
+def test_serve_refuses_a_missing_corpus_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vaegen.cli import run
+
+    assert run(["serve", "--corpus", str(tmp_path / "missing.txt")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing.txt does not exist" in err[0] and "Traceback" not in err[0]
