@@ -21,6 +21,12 @@ ANNEAL_SCHEDULES = ("logistic", "linear", "cyclical", "constant")
 PRECISIONS = ("fp32", "bf16", "auto")  # auto: bf16 where the device has native bfloat16 arithmetic, else fp32
 LR_SCHEDULES = ("constant", "linear", "cosine")
 INTERPOLATION_PATHS = ("linear", "slerp")  # straight line, great circle (vaegen.latent.path)
+# The default decoding of the sampling commands and of `vaegen serve`, when nothing else shapes sampling: of the
+# strategies measured, the one closest to held-out human text in judge perplexity and distinct-2
+# (`fluency.human_gap`), and the only one within both tolerances for the Song ci lines model (docs/BENCHMARKS.md,
+# "Fluency and decoding strategies")
+SAMPLING_TEMPERATURE = 0.85
+SAMPLING_TOP_P = 1.0
 
 
 @dataclass

@@ -189,7 +189,10 @@ class SentenceVAE(nn.Module):
         Training never forms the full logits: `token_nll` fuses the output layer into the loss.
         """
         out, state = self.decoder_states(inputs, code, state, form)
-        return nn.functional.linear(out, self.output_weight(), self.output.bias), state
+        if self.rhyme_output is None:
+            return self.output(out), state
+        hidden = self.config.hidden_dim  # the states, then the rhyme one-hot: scored apart, no (V, H + G) copy per step
+        return self.output(out[..., :hidden]) + out[..., hidden:] @ self.rhyme_output.T, state
 
     def output_weight(self) -> torch.Tensor:
         """The output layer's weight (V, H), with the rhyme columns after it for a form-aware model (V, H + G)."""

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
-from vaegen.config import ANNEAL_SCHEDULES, INTERPOLATION_PATHS, PRECISIONS
+from vaegen.config import ANNEAL_SCHEDULES, INTERPOLATION_PATHS, PRECISIONS, SAMPLING_TEMPERATURE, SAMPLING_TOP_P
 from vaegen.errors import VaegenError
 
 if TYPE_CHECKING:
@@ -31,11 +31,6 @@ if TYPE_CHECKING:
     from vaegen.generator import SentenceGenerator
 
 MAX_SENTENCES = 1_000_000
-# The default decoding of the sampling commands when none of --temperature, --top-k and --top-p is given: of the
-# strategies measured, the one closest to held-out human text in judge perplexity and distinct-2 (`fluency.human_gap`)
-# for the Song ci lines model and for the model of whole ci (docs/BENCHMARKS.md, "Fluency and decoding strategies")
-SAMPLING_TEMPERATURE = 0.85
-SAMPLING_TOP_P = 1.0
 MAX_STEPS = 1_000
 
 # Choices as enums built from those constants (mypy cannot list members computed at run time)

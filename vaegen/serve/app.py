@@ -50,15 +50,16 @@ class Service:
                                   for g, (x, y) in zip(generations, points)])
 
     def reconstruct(self, request: s.ReconstructRequest) -> s.Results:
-        m = self.model
-        rebuilt = m.reconstruct(request.texts, request.decoding.strategy_(), tune=request.tune, form=request.form)
-        mu = m.encode(request.texts, tune=request.tune).mu.float().cpu()
-        points = self.landscape.project(mu).tolist()
-        nearest = self.landscape.nearest(mu, request.neighbours)
-        return s.Results(results=[
-            s.Result(text=text, x=x, y=y, reconstruction=g.text, logprob=g.logprob, tune=g.tune, form=g.form,
-                     neighbours=[s.Neighbour(text=t, distance=d) for t, d in found])
-            for text, g, (x, y), found in zip(request.texts, rebuilt, points, nearest)])
+        """Each text placed at its posterior mean (the code its reconstruction is decoded from), with the
+        reconstruction and the map sentences nearest that code."""
+        rebuilt = self.model.reconstruct(request.texts, request.decoding.strategy_(), tune=request.tune,
+                                         form=request.form)
+        placed = self.results(rebuilt)
+        nearest = self.landscape.nearest(torch.tensor([g.z for g in rebuilt]), request.neighbours)
+        for text, result, found in zip(request.texts, placed.results, nearest):
+            result.text, result.reconstruction = text, result.text
+            result.neighbours = [s.Neighbour(text=t, distance=d) for t, d in found]
+        return placed
 
     def decode(self, request: s.DecodeRequest) -> s.Results:
         z = self.landscape.lift(torch.tensor(request.points))

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import torch
 
+from vaegen.config import SAMPLING_TEMPERATURE, SAMPLING_TOP_P
 from vaegen.data import read_lines, split_labels
+from vaegen.decoding import Strategy
 from vaegen.files import write_atomically
 from vaegen.generator import SentenceGenerator
 from vaegen.token_cache import cache_dir
@@ -81,14 +83,12 @@ def corpus_sentences(path: Path, limit: int, seed: int = 0) -> tuple[list[str], 
 
 def build(model: SentenceGenerator, corpus: Path | None, limit: int, seed: int = 0) -> Landscape:
     """The map of a corpus's sentences, or of `limit` samples from the prior (at the default decoding)."""
-    from vaegen.serve.schemas import SAMPLING_DEFAULT
-
     if corpus is not None:
         texts, tunes = corpus_sentences(corpus, limit, seed)
         codes = model.encode(texts, tune=tunes if model.labels is not None else None).mu.float().cpu()
         source = "corpus"
     else:
-        drawn = model.sample(limit, SAMPLING_DEFAULT.strategy_(), seed=seed)
+        drawn = model.sample(limit, Strategy(temperature=SAMPLING_TEMPERATURE, top_p=SAMPLING_TOP_P), seed=seed)
         texts, codes, source = [g.text for g in drawn], torch.tensor([g.z for g in drawn]), "prior"
     mean, axes, explained = principal_axes(codes)
     return Landscape(texts, codes, mean, axes, explained, source)

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vaegen.cli.options import SAMPLING_TEMPERATURE, SAMPLING_TOP_P
+from vaegen.config import SAMPLING_TEMPERATURE, SAMPLING_TOP_P
 from vaegen.decoding import GREEDY, Strategy
 
 MAX_TEXT_CHARS = 400  # a whole ci is ~80-200 characters
