@@ -30,9 +30,9 @@ from common import machine, table
 
 import vaegen
 from vaegen import Strategy
-from vaegen.data import read_lines, split_labels
-from vaegen.fluency import TextFigures, cached_judge, human_gap, perplexity, text_figures, train_judge
-from vaegen.metrics import units
+from vaegen.core.data import read_lines, split_labels
+from vaegen.core.metrics import units
+from vaegen.eval.fluency import TextFigures, cached_judge, human_gap, perplexity, text_figures, train_judge
 
 STRATEGIES = {
     "temperature 1": Strategy(),

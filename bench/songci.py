@@ -8,7 +8,7 @@ For each of the model's --tunes most common tunes, --per-tune ci are sampled wit
 form drawn by the tune's frequency. Format accuracy: the share written exactly in the form drawn (for
 the training ci: in the tune's most common form). Rhyme consistency: the mean over
 ci of the share of sentence ends in the ci's most common rhyme, under each scheme of
-`vaegen.ci_metrics` (pinyin finals, Pingshui rhyme groups); the training figure is over every
+`vaegen.songci.rhymes` (pinyin finals, Pingshui rhyme groups); the training figure is over every
 training ci of those tunes, and the chance row over the same ci with their sentence-end characters
 shuffled across them (what a scheme scores without rhymes); --rhyme samples with rhymes held
 (`vaegen sample --rhyme`, by the default scheme). Distinct-1/2 over characters, beside as many
@@ -29,10 +29,11 @@ from common import ROOT, machine, table
 
 import vaegen
 from vaegen import Strategy
-from vaegen.ci_metrics import SCHEMES, copied_share, format_accuracy, mean_rhyme_consistency
-from vaegen.data import read_lines, split_labels
-from vaegen.forms import MARKS, SENTENCE_ENDS
-from vaegen.metrics import distinct_n
+from vaegen.core.data import read_lines, split_labels
+from vaegen.core.metrics import distinct_n
+from vaegen.songci.ci_metrics import copied_share, format_accuracy, mean_rhyme_consistency
+from vaegen.songci.forms import MARKS, SENTENCE_ENDS
+from vaegen.songci.rhymes import SCHEMES
 
 SENTENCE_END = re.compile(f"[^{MARKS}](?=[{SENTENCE_ENDS}])")  # the last character of a sentence: where ci rhyme
 
@@ -60,7 +61,7 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--rhyme", action="store_true",
-                        help="hold every sentence end to the first one's rhyme (ci_metrics.DEFAULT_SCHEME)")
+                        help="hold every sentence end to the first one's rhyme (rhymes.DEFAULT_SCHEME)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--show", type=int, default=10, help="complete ci to print, one per tune")
     parser.add_argument("--out", type=Path, help="write every sample here as JSON lines")

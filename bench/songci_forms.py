@@ -21,7 +21,7 @@ from pathlib import Path
 from common import ROOT, machine, table
 
 import vaegen
-from vaegen.forms import form_of
+from vaegen.songci.forms import form_of
 
 sys.path.insert(0, str(ROOT / "data" / "songci"))
 from build import read_ci  # type: ignore[import-not-found]  # the corpus builder's reader of the raw JSON

@@ -20,7 +20,7 @@ import torch
 from common import ROOT, machine, run_child, table
 from matmul_peak import peaks
 
-from vaegen.config import Config
+from vaegen.core.config import Config
 
 LOG_EVERY = 10
 

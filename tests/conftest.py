@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from vaegen.config import load_config
+from vaegen.core.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny.toml"
@@ -50,8 +50,8 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny English model trained once for the whole session (a few seconds)."""
     import torch
 
-    from vaegen.data import split_valid
-    from vaegen.train import fit
+    from vaegen.core.data import split_valid
+    from vaegen.train.loop import fit
 
     out = tmp_path_factory.mktemp("model") / "tiny.pt"
     config = load_config(TINY)

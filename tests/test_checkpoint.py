@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import vaegen
-from vaegen import checkpoint, files
-from vaegen.data import collate
-from vaegen.errors import CheckpointError, TrainingError
-from vaegen.resume import load_resumable
+from vaegen.core import checkpoint, files
+from vaegen.core.data import collate
+from vaegen.core.errors import CheckpointError, TrainingError
+from vaegen.train.resume import load_resumable
 
 
 def test_round_trip_gives_identical_outputs(tiny_checkpoint: Path, tmp_path: Path) -> None:
@@ -112,7 +112,7 @@ def test_locate_prefers_flag_then_environment(tmp_path: Path, monkeypatch) -> No
     assert checkpoint.locate(None) == Path("from_env.pt")
     monkeypatch.delenv("VAEGEN_CHECKPOINT")
     assert checkpoint.locate(None) == checkpoint.BUNDLED  # nothing named or found: the model that ships
-    assert checkpoint.locate(None, tunes=True) == checkpoint.BUNDLED_TUNES  # a tune asked for: whole ci by tune
+    assert checkpoint.locate(None, by_tune=True) == checkpoint.BUNDLED_TUNES  # a tune asked for: whole ci by tune
     (tmp_path / "vaegen.pt").write_bytes(b"")
     assert checkpoint.locate(None) == Path("vaegen.pt")
     monkeypatch.setattr(checkpoint, "BUNDLED", tmp_path / "not-installed.pt")

@@ -4,24 +4,17 @@ classes that decoding holds sentence ends to, format accuracy and copied clauses
 import pytest
 import torch
 
-from vaegen import ci_metrics
-from vaegen.ci_metrics import (
-    DEFAULT_SCHEME,
-    copied_share,
-    format_accuracy,
-    mean_rhyme_consistency,
-    rhyme,
-    rhyme_classes,
-    rhyme_consistency,
-    rhymes,
-)
-from vaegen.config import ModelConfig, TokenizerConfig
-from vaegen.decoding import Form, Strategy, generate
-from vaegen.errors import VaegenError
-from vaegen.forms import rhyme_steps
-from vaegen.model import SentenceVAE
-from vaegen.tokenizer import Tokenizer
-from vaegen.tunes import TuneBook, form_masks
+from vaegen.core.config import ModelConfig, TokenizerConfig
+from vaegen.core.errors import VaegenError
+from vaegen.core.model import SentenceVAE
+from vaegen.core.tokenizer import Tokenizer
+from vaegen.generate.decoding import Strategy, generate
+from vaegen.songci import rhymes as lexicon
+from vaegen.songci.ci_metrics import copied_share, format_accuracy, mean_rhyme_consistency, rhyme_consistency
+from vaegen.songci.form_mask import HeldForm, form_masks
+from vaegen.songci.forms import rhyme_steps
+from vaegen.songci.rhymes import DEFAULT_SCHEME, rhyme, rhyme_classes, rhymes
+from vaegen.songci.tune_book import TuneBook
 
 HUANXISHA = "一曲新词酒一杯。去年天气旧亭台。夕阳西下几时回。无可奈何花落去，似曾相识燕归来。小园香径独徘徊。"
 
@@ -72,12 +65,12 @@ def test_rhyme_consistency_by_the_book_counts_a_character_in_each_of_its_groups(
 
 
 def test_a_missing_rhyme_book_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    ci_metrics.pingshui_book.cache_clear()
-    monkeypatch.setattr(ci_metrics, "find_spec", lambda name: None)
+    lexicon.pingshui_book.cache_clear()
+    monkeypatch.setattr(lexicon, "find_spec", lambda name: None)
     with pytest.raises(VaegenError, match=r"pip install 'vaegen\[songci\]'"):
         rhyme_consistency("山。天。", "pingshui")
     monkeypatch.undo()
-    ci_metrics.pingshui_book.cache_clear()
+    lexicon.pingshui_book.cache_clear()
     assert rhyme_consistency("山。天。", "pingshui") == 0.5
 
 
@@ -97,7 +90,7 @@ def test_rhyme_classes_give_each_character_piece_one_rhyme() -> None:
     # 台 is held to its first group, 支 (with 时), though it rhymes with 杯 in 灰 as well: narrower, never wrong
     assert pingshui[piece("杯")] == pingshui[piece("来")] == pingshui[piece("回")] != pingshui[piece("台")]
     assert pingshui[piece("台")] == pingshui[piece("时")]
-    mask = Form(torch.ones(3, tokenizer.vocab_size, dtype=torch.bool), 0, frozenset({1}), pingshui).mask(
+    mask = HeldForm(torch.ones(3, tokenizer.vocab_size, dtype=torch.bool), 0, frozenset({1}), pingshui).mask(
         1, torch.tensor([piece("杯"), piece("天")]))
     allowed = [{tokenizer.sp.id_to_piece(i) for i in row.nonzero().flatten().tolist()} for row in mask]
     assert {"来", "徊", "杯"} <= allowed[0] and not {"台", "天", "时"} & allowed[0]
@@ -111,15 +104,15 @@ def test_decoding_held_to_a_scheme_rhymes_fully_under_it() -> None:
                         tokenizer.vocab_size).eval()
     z = torch.randn(8, 4, generator=torch.Generator().manual_seed(1))
     book = TuneBook(None, tokenizer, torch.device("cpu"))
-    assert book.form("7。7。", True, "pingshui") is book.form("7。7。", True, "pingshui")
+    assert book.hold("7。7。", True, scheme="pingshui") is book.hold("7。7。", True, scheme="pingshui")
     for scheme in ("pinyin", "pingshui"):
-        form = book.form("7。7。7。7，7。7。", True, scheme)
+        form = book.hold("7。7。7。7，7。7。", True, scheme=scheme)
         assert form is not None and form.anchor == rhyme_steps("7。7。7。7，7。7。")[0]
         assert form.classes is not None and torch.equal(form.classes, rhyme_classes(tokenizer, scheme))
-        decoded = generate(model, z, 60, Strategy(), torch.Generator().manual_seed(0), form=form)
+        decoded = generate(model, z, 60, Strategy(), torch.Generator().manual_seed(0), held=form)
         assert all(rhyme_consistency(text, scheme) == 1.0 for text in tokenizer.decode(decoded.ids))
-    free = Form(form_masks("7。7。7。7，7。7。", tokenizer))
-    decoded = generate(model, z, 60, Strategy(), torch.Generator().manual_seed(0), form=free)
+    free = HeldForm(form_masks("7。7。7。7，7。7。", tokenizer))
+    decoded = generate(model, z, 60, Strategy(), torch.Generator().manual_seed(0), held=free)
     assert min(score or 0.0 for score in map(rhyme_consistency, tokenizer.decode(decoded.ids))) < 1.0
 
 

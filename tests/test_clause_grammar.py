@@ -9,10 +9,10 @@ import torch
 from conftest import chinese_lines
 
 import vaegen
-from vaegen.clause_grammar import ClauseGrammar
-from vaegen.config import TokenizerConfig
-from vaegen.decoding import Strategy
-from vaegen.tokenizer import BOS_ID, EOS_ID, Tokenizer
+from vaegen.core.config import TokenizerConfig
+from vaegen.core.tokenizer import BOS_ID, EOS_ID, Tokenizer
+from vaegen.generate.decoding import Strategy
+from vaegen.songci.clause_grammar import ClauseGrammar
 
 
 def grammar() -> tuple[ClauseGrammar, Tokenizer]:

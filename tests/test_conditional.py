@@ -11,13 +11,16 @@ from conftest import ROOT, TINY
 from test_cli import assert_user_error, run_in_process
 
 import vaegen
-from vaegen import checkpoint
-from vaegen.ci_metrics import rhyme, rhyme_consistency
-from vaegen.config import ModelConfig, load_config
-from vaegen.data import collate
-from vaegen.errors import VaegenError
-from vaegen.model import SentenceVAE
-from vaegen.tunes import Labels, form_of, slots, tunes_of
+from vaegen.core import checkpoint
+from vaegen.core.config import ModelConfig, load_config
+from vaegen.core.data import collate
+from vaegen.core.errors import VaegenError
+from vaegen.core.labels import Labels
+from vaegen.core.model import SentenceVAE
+from vaegen.songci.ci_metrics import rhyme_consistency
+from vaegen.songci.forms import form_of, slots
+from vaegen.songci.rhymes import rhyme
+from vaegen.songci.tunes import learn_labels, tunes_of
 
 CI_TRAIN = ROOT / "data" / "songci" / "ci.train.tsv"
 VARIED = "少年游"  # the one tune of the fixture's training ci with two forms seen at least twice (6 and 3 of 11 ci)
@@ -33,7 +36,7 @@ def ci_rows(n: int = 300) -> list[tuple[str, str]]:
 @pytest.fixture(scope="session")
 def ci_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny conditional model of whole ci by tune, trained once (seconds)."""
-    from vaegen.train import fit
+    from vaegen.train.loop import fit
 
     out = tmp_path_factory.mktemp("ci") / "ci.pt"
     rows = ci_rows()
@@ -54,7 +57,7 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> list[str]:
 
 def test_common_labels_get_their_own_id_and_the_rest_share_one() -> None:
     names = ["a", "b", "a", "c", "a", "b"]
-    labels = Labels.learn(names, ["一二，三。"] * 6, min_count=2)
+    labels = learn_labels(names, ["一二，三。"] * 6, min_count=2)
     assert [t.name for t in labels.known] == ["a", "b"] and len(labels) == 3
     assert labels.ids(["a", "b", "c", "never seen"]) == [1, 2, Labels.OTHER, Labels.OTHER]
     assert labels.tune(1).form == "2，1。" and labels.tune(Labels.OTHER).form == ""

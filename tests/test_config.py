@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from vaegen.config import Config, load_config, parse_override
-from vaegen.errors import ConfigError
+from vaegen.core.config import Config, load_config, parse_override
+from vaegen.core.errors import ConfigError
 
 
 @pytest.mark.parametrize("preset", sorted((ROOT / "configs").glob("*.toml")), ids=lambda p: p.name)

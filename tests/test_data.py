@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from vaegen.data import collate, epoch_batches, read_lines, split_valid, truncate
-from vaegen.errors import CorpusError
-from vaegen.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from vaegen.core.data import collate, epoch_batches, read_lines, split_valid, truncate
+from vaegen.core.errors import CorpusError
+from vaegen.core.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
 def test_read_lines_skips_blanks_and_accepts_crlf(tmp_path: Path) -> None:

@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from vaegen.config import ModelConfig
-from vaegen.data import collate
-from vaegen.decoding import GREEDY, Strategy, beam_search, draw, filter_logits, generate, prefix_log_likelihood
-from vaegen.latent import linear_path, resample_by_likelihood, slerp_path
-from vaegen.model import SentenceVAE
-from vaegen.tokenizer import BOS_ID, EOS_ID
+from vaegen.core.config import ModelConfig
+from vaegen.core.data import collate
+from vaegen.core.model import SentenceVAE
+from vaegen.core.tokenizer import BOS_ID, EOS_ID
+from vaegen.generate.decoding import GREEDY, Strategy, beam_search, draw, filter_logits, generate, prefix_log_likelihood
+from vaegen.generate.latent import linear_path, resample_by_likelihood, slerp_path
 
 VOCAB = 30
 MAX = 8

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaegen import devices
-from vaegen.config import Config
-from vaegen.devices import cpu_flags, native_bf16, resolve_device, resolve_precision
-from vaegen.errors import ConfigError, VaegenError
+from vaegen.core import devices
+from vaegen.core.config import Config
+from vaegen.core.devices import cpu_flags, native_bf16, resolve_device, resolve_precision
+from vaegen.core.errors import ConfigError, VaegenError
 
 CPU = torch.device("cpu")
 X86 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f {extra}\nbugs\t\t: spectre_v1\n"

@@ -14,11 +14,11 @@ from test_cli import assert_user_error, run_in_process
 from test_conditional import CI_OVERRIDES, ci_rows
 
 import vaegen
-from vaegen import metrics
 from vaegen.cli import run
-from vaegen.config import load_config
-from vaegen.data import split_valid
-from vaegen.train import fit
+from vaegen.core import metrics
+from vaegen.core.config import load_config
+from vaegen.core.data import split_valid
+from vaegen.train.loop import fit
 
 KEYS = {"sentences", "tokens", "nll", "ppl", "elbo", "rec", "kl", "mi", "au", "bleu", "distinct_1", "distinct_2",
         "self_bleu", "copy_rate", "units", "unit", "iw_samples", "precision"}
@@ -154,7 +154,7 @@ def test_plot_needs_the_metrics_log(capsys: pytest.CaptureFixture[str], tiny_che
 def test_eval_judges_fluency_with_an_ngram_model_of_the_training_text(
         capsys: pytest.CaptureFixture[str], tiny_checkpoint: Path, split: tuple[Path, Path]) -> None:
     pytest.importorskip("nltk")
-    from vaegen import fluency
+    from vaegen.eval import fluency
 
     train, valid = split
     report = eval_json(capsys, tiny_checkpoint, str(valid), "-k", "5", "--samples", "12", "--judge-train", str(train))

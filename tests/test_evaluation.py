@@ -10,13 +10,15 @@ import pytest
 import torch
 from conftest import english_lines
 
-from vaegen import checkpoint, devices, evaluation
-from vaegen.config import Config, ModelConfig, TokenizerConfig
-from vaegen.errors import ConfigError
-from vaegen.evaluation import ElboReport, Evaluation, evaluate, evaluate_elbo, score_corpus
-from vaegen.generator import SentenceGenerator
-from vaegen.model import SentenceVAE
-from vaegen.tokenizer import Tokenizer
+from vaegen.core import checkpoint, devices
+from vaegen.core.config import Config, ModelConfig, TokenizerConfig
+from vaegen.core.errors import ConfigError
+from vaegen.core.model import SentenceVAE
+from vaegen.core.tokenizer import Tokenizer
+from vaegen.eval.report import Evaluation, evaluate, score_corpus
+from vaegen.generate.generator import SentenceGenerator
+from vaegen.train import validation
+from vaegen.train.validation import ElboReport, evaluate_elbo
 
 CPU = torch.device("cpu")
 
@@ -66,7 +68,7 @@ def test_evaluate_records_the_precision_it_resolved(monkeypatch: pytest.MonkeyPa
 
 
 def test_validation_mi_ceiling_counts_the_sentences_after_subsampling(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(evaluation, "MI_SENTENCES", 4)
+    monkeypatch.setattr(validation, "MI_SENTENCES", 4)
     report = evaluate_elbo(tiny_model(), sentences(10), batch_size=4, device=CPU)
     assert report.mi_ceiling == pytest.approx(math.log(4))  # every third of 10 sentences: 4 of them
     assert report.mi <= report.mi_ceiling + 0.5

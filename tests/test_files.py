@@ -11,11 +11,11 @@ import pytest
 import torch
 from conftest import english_lines
 
-from vaegen import checkpoint
-from vaegen.config import Config, ModelConfig, TokenizerConfig
-from vaegen.files import write_atomically
-from vaegen.model import SentenceVAE
-from vaegen.tokenizer import Tokenizer
+from vaegen.core import checkpoint
+from vaegen.core.config import Config, ModelConfig, TokenizerConfig
+from vaegen.core.files import write_atomically
+from vaegen.core.model import SentenceVAE
+from vaegen.core.tokenizer import Tokenizer
 
 
 @pytest.fixture

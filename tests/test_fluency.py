@@ -13,7 +13,8 @@ from conftest import chinese_lines, english_lines
 
 pytest.importorskip("nltk")
 
-from vaegen import fluency, metrics  # after the skip: vaegen.fluency needs nltk
+from vaegen.core import metrics  # after the skip: vaegen.fluency needs nltk
+from vaegen.eval import fluency
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +99,7 @@ def test_a_broken_cache_entry_is_fitted_again(tmp_path: Path, monkeypatch: pytes
 def test_a_text_past_nltks_limit_is_refused_with_advice(monkeypatch: pytest.MonkeyPatch) -> None:
     import nltk.lm.counter
 
-    from vaegen.errors import VaegenError
+    from vaegen.core.errors import VaegenError
 
     monkeypatch.setattr(nltk.lm.counter, "MAX_NGRAMS", 50)
     with pytest.raises(VaegenError, match="part of the training text"):

@@ -12,22 +12,22 @@ import torch
 from conftest import ROOT, TINY
 
 import vaegen
-from vaegen import checkpoint
-from vaegen.ci_metrics import rhyme_classes
 from vaegen.cli import run
-from vaegen.config import TokenizerConfig
-from vaegen.decoding import Form
-from vaegen.errors import CheckpointError
-from vaegen.evaluation import evaluate
-from vaegen.form_inputs import END, RHYME, FormReader, of_form, prefix_inputs
-from vaegen.forms import form_of, rhyme_steps
-from vaegen.tokenizer import Tokenizer
-from vaegen.tunes import form_probability
+from vaegen.core import checkpoint
+from vaegen.core.config import TokenizerConfig
+from vaegen.core.errors import CheckpointError
+from vaegen.core.tokenizer import Tokenizer
+from vaegen.eval.report import evaluate
+from vaegen.songci.form_inputs import END, RHYME, FormReader, of_form, prefix_inputs
+from vaegen.songci.form_mask import HeldForm
+from vaegen.songci.forms import form_of, rhyme_steps
+from vaegen.songci.rhymes import rhyme_classes
+from vaegen.songci.tunes import form_probability
 
 CI = "春风又绿江南岸，明月何时照我还。花落知多少。"
 
 
-def reads(form: Form, step: int, tokens: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+def reads(form: HeldForm, step: int, tokens: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
     found = form.reads(step, tokens, rows)
     assert found is not None
     return found
@@ -49,7 +49,7 @@ def test_training_reads_a_ci_as_generation_reads_its_form_step_by_step() -> None
     assert np.array_equal(trained[:, :3], static.numpy())
     rhymes = np.flatnonzero(trained[:, 0] == RHYME)
     assert trained[rhymes[0], 3] == 0 and (trained[rhymes[1:], 3] == ids[rhymes[0]]).all()  # later rhymes: the first
-    form = Form(torch.ones(len(ids) + 1, tokenizer.vocab_size, dtype=torch.bool), inputs=static,
+    form = HeldForm(torch.ones(len(ids) + 1, tokenizer.vocab_size, dtype=torch.bool), form_ids=static,
                 rhyme_slots=tuple(rhyme_steps(form_of(CI))))  # as TuneBook holds it for a form-aware model
     tokens = torch.tensor([ids])
     for step in range(len(ids) + 1):

@@ -98,7 +98,7 @@ def test_interpolate_paths_random_endpoints_and_unique(tiny_checkpoint: Path, ca
 def test_complete_puts_the_codes_that_explain_the_prefix_best_first(tiny_checkpoint: Path, capsys) -> None:
     import torch
 
-    from vaegen.decoding import prefix_log_likelihood
+    from vaegen.generate.decoding import prefix_log_likelihood
 
     model = vaegen.load(tiny_checkpoint, "cpu")
     for prefix in ("the cat", "a dog paints ", "the old man remembers"):

@@ -11,8 +11,8 @@ import torch
 from conftest import TINY
 from test_cli import assert_user_error, run_in_process
 
-from vaegen import checkpoint
 from vaegen.cli import run
+from vaegen.core import checkpoint
 
 
 def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:

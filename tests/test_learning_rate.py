@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from vaegen.config import TrainConfig
-from vaegen.phases import learning_rate
+from vaegen.core.config import TrainConfig
+from vaegen.train.phases import learning_rate
 
 
 def test_constant_keeps_the_rate() -> None:

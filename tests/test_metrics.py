@@ -9,11 +9,11 @@ import pytest
 import torch
 from sacrebleu.metrics import BLEU
 
-from vaegen import metrics
-from vaegen.config import ModelConfig
-from vaegen.evaluation import score_corpus
-from vaegen.model import SentenceVAE
-from vaegen.tokenizer import BOS_ID
+from vaegen.core import metrics
+from vaegen.core.config import ModelConfig
+from vaegen.core.model import SentenceVAE
+from vaegen.core.tokenizer import BOS_ID
+from vaegen.eval.report import score_corpus
 
 
 def one_dimensional_model(shift: float = 0.0) -> SentenceVAE:

@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vaegen.config import ModelConfig
-from vaegen.data import collate
-from vaegen.model import SentenceVAE
-from vaegen.tokenizer import PAD_ID
+from vaegen.core.config import ModelConfig
+from vaegen.core.data import collate
+from vaegen.core.model import SentenceVAE
+from vaegen.core.tokenizer import PAD_ID
 
 VOCAB = 30
 
@@ -119,7 +119,7 @@ def test_a_form_aware_model_scores_rhyme_slots_by_the_group_of_the_first_rhyme()
     batch = collate(SENTENCES)
     form = torch.zeros(*batch.decoder_inputs.shape, 4, dtype=torch.long)
     form[0, 3, 3], form[2, 2, 3] = 7, 12  # row 0 step 3 follows token 7's rhyme, row 2 step 2 token 12's
-    out = model(batch.tokens, batch.lengths, batch.decoder_inputs, None, form=form)
+    out = model(batch.tokens, batch.lengths, batch.decoder_inputs, None, form_ids=form)
     z = out.z
     with_rhyme, _ = model.decode(batch.decoder_inputs, z, model.initial_state(z), form)
     plain = form.clone()

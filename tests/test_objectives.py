@@ -10,8 +10,8 @@ from conftest import TINY
 from torch.distributions import Normal
 from torch.distributions import kl_divergence as torch_kl
 
-from vaegen.config import AnnealConfig
-from vaegen.objectives import (
+from vaegen.core.config import AnnealConfig
+from vaegen.core.objectives import (
     LinearCrossEntropy,
     kl_divergence,
     kl_weight,
@@ -19,7 +19,7 @@ from vaegen.objectives import (
     vae_loss,
     word_dropout,
 )
-from vaegen.tokenizer import BOS_ID, PAD_ID, UNK_ID
+from vaegen.core.tokenizer import BOS_ID, PAD_ID, UNK_ID
 
 
 def test_kl_matches_torch_distributions() -> None:

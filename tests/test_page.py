@@ -12,10 +12,11 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from vaegen.forms import form_of
+from vaegen.songci.forms import form_of
 
 CI_A = "一曲新词酒一杯。去年天气旧亭台。夕阳西下几时回。无可奈何花落去，似曾相识燕归来。小园香径独徘徊。"
 CI_B = "青杏园林著酒香。佳人初试薄罗裳。柳丝无力燕飞忙。乍雨乍晴花自落，闲愁闲闷日偏长。为谁消瘦减容光。"
@@ -36,13 +37,13 @@ def server() -> Iterator[str]:
     import uvicorn
 
     import vaegen
-    from vaegen import checkpoint
-    from vaegen.serve.app import Service, create_app
-    from vaegen.serve.gate import ModelGate
+    from vaegen.core import checkpoint
+    from vaegen.serve.app import create_app
     from vaegen.serve.landscape import build
+    from vaegen.serve.service import Service
 
     model = vaegen.load(checkpoint.BUNDLED_TUNES, "cpu")
-    app = create_app(Service(model, build(model, None, 300), "songci-ci.pt", ModelGate()))
+    app = create_app(Service(model, build(model, None, 300), "songci-ci.pt"))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -69,7 +70,7 @@ def idle(page: object) -> None:
 def test_the_page_explores_the_space_and_asks_nothing_of_other_origins(server: str) -> None:
     needs(_importable("playwright"), "playwright")
     needs(BROWSER is not None, "Chromium (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import Request, sync_playwright
 
     shots = Path(os.environ["VAEGEN_SCREENSHOTS"]) if os.environ.get("VAEGEN_SCREENSHOTS") else None
     requested: list[str] = []
@@ -77,6 +78,13 @@ def test_the_page_explores_the_space_and_asks_nothing_of_other_origins(server: s
         browser = p.chromium.launch(executable_path=BROWSER, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.on("request", lambda request: requested.append(request.url))
+        sent: dict[str, Any] = {}  # the last body sent to each endpoint
+
+        def note_body(request: Request) -> None:
+            if request.method == "POST":
+                sent[request.url.removeprefix(server)] = request.post_data_json
+
+        page.on("request", note_body)
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(server)
@@ -122,4 +130,8 @@ def test_the_page_explores_the_space_and_asks_nothing_of_other_origins(server: s
             page.screenshot(path=str(shots / "serve-ci.png"))
         browser.close()
     assert not errors, errors
+    # Every action at its default strategy, the command line's: the API's greedy default to reconstruct, decode a
+    # point and interpolate, its sampling default to write a ci
+    assert {path: "strategy" in body for path, body in sent.items()} == {
+        "/api/reconstruct": False, "/api/decode": False, "/api/interpolate": False, "/api/sample": False}
     assert requested and all(url.startswith(server + "/") or url == server for url in requested), requested

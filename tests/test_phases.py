@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from vaegen.config import AnnealConfig, Config, load_config
-from vaegen.objectives import kl_weight
-from vaegen.phases import Moves, Phase, Timeline, aggressive_continues, anneal_for_run, learning_rate, plan_step
+from vaegen.core.config import AnnealConfig, Config, load_config
+from vaegen.core.objectives import kl_weight
+from vaegen.train.phases import Moves, Phase, Timeline, aggressive_continues, anneal_for_run, learning_rate, plan_step
 
 
 def timeline(**train: object) -> Timeline:
@@ -18,25 +18,25 @@ def timeline(**train: object) -> Timeline:
 def test_pretraining_holds_beta_at_zero_then_the_schedule_starts_at_its_end() -> None:
     line = timeline(epochs=4, pretrain_epochs=1)
     first, last = plan_step(0, 0, False, line), plan_step(9, 0, False, line)
-    assert first.phase is last.phase is Phase.PRETRAINING and first.beta == last.beta == 0.0
+    assert line.phase(0, False) is Phase.PRETRAINING and first.beta == last.beta == 0.0
     assert first.moves is Moves.ALL and not first.plain
     after = plan_step(10, 1, False, line)
-    assert after.phase is Phase.VAE and after.beta == 0.0  # kl_weight(0) of the linear schedule
+    assert line.phase(1, False) is Phase.VAE and after.beta == 0.0  # kl_weight(0) of the linear schedule
     assert plan_step(20, 2, False, line).beta == pytest.approx(0.5)  # 10 steps into a 20-step warm-up
 
 
 def test_aggressive_epochs_update_the_encoder_first_then_the_decoder_alone() -> None:
     line = timeline(epochs=4, pretrain_epochs=1, aggressive_epochs=2)
-    assert plan_step(5, 0, True, line).phase is Phase.PRETRAINING  # never during pretraining
+    assert line.phase(0, True) is Phase.PRETRAINING and not plan_step(5, 0, True, line).encoder_first  # never in pretraining
     plan = plan_step(15, 1, True, line)
-    assert plan.phase is Phase.AGGRESSIVE and plan.encoder_first and plan.moves is Moves.DECODER
+    assert line.phase(1, True) is Phase.AGGRESSIVE and plan.encoder_first and plan.moves is Moves.DECODER
     assert plan_step(15, 1, False, line).moves is Moves.ALL  # once they have ended
 
 
 def test_refinement_trains_the_encoder_at_beta_one_on_the_evaluated_objective() -> None:
     line = timeline(epochs=2, refine_epochs=2, lr=1.0, lr_schedule="linear")
     plan = plan_step(20, 2, True, line)
-    assert plan.phase is Phase.REFINEMENT and plan.beta == 1.0 and plan.moves is Moves.ENCODER and plan.plain
+    assert line.phase(2, True) is Phase.REFINEMENT and plan.beta == 1.0 and plan.moves is Moves.ENCODER and plan.plain
     assert plan.lr == 1.0 and plan_step(30, 3, False, line).lr == pytest.approx(0.5)  # its own decay over 20 steps
     assert plan_step(10, 1, False, line).lr == pytest.approx(0.5)  # the main decay spans the 20 main steps
 

@@ -12,8 +12,8 @@ import torch
 from conftest import TINY
 from test_cli import assert_user_error, run_in_process
 
-from vaegen import devices
 from vaegen.cli import run
+from vaegen.core import devices
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import vaegen
-from vaegen.generator import SentenceGenerator
+from vaegen.generate.generator import SentenceGenerator
 
 TEXT = st.text(max_size=200)
 KNOWN = st.text(alphabet=sorted(set("".join(english_lines()))), max_size=200)  # the tiny model's training characters

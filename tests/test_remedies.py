@@ -12,11 +12,11 @@ from conftest import TINY
 from test_resume import train_losses
 
 from vaegen.cli import run
-from vaegen.config import ConfigError, ModelConfig, load_config
-from vaegen.metrics_log import metrics_path
-from vaegen.model import SentenceVAE
-from vaegen.objectives import encoder_converged, free_bits, kl_per_dimension
-from vaegen.tokenizer import PAD_ID
+from vaegen.core.config import ConfigError, ModelConfig, load_config
+from vaegen.core.model import SentenceVAE
+from vaegen.core.objectives import encoder_converged, free_bits, kl_per_dimension
+from vaegen.core.tokenizer import PAD_ID
+from vaegen.train.metrics_log import metrics_path
 
 VOCAB = 30
 

@@ -13,12 +13,13 @@ import pytest
 import torch
 from conftest import TINY, english_lines
 
-from vaegen import checkpoint, metrics_log
-from vaegen import train as training
 from vaegen.cli import run
-from vaegen.config import load_config
-from vaegen.data import split_valid
-from vaegen.errors import TrainingError
+from vaegen.core import checkpoint
+from vaegen.core.config import load_config
+from vaegen.core.data import split_valid
+from vaegen.core.errors import TrainingError
+from vaegen.train import loop as training
+from vaegen.train import metrics_log
 
 
 def train_losses(out: Path) -> list[tuple[int, float]]:

@@ -10,10 +10,10 @@ import torch
 from conftest import TINY
 from test_cli import assert_user_error, run_in_process
 
-from vaegen import checkpoint
 from vaegen.cli import run
-from vaegen.config import Config, load_config
-from vaegen.resume import differences
+from vaegen.core import checkpoint
+from vaegen.core.config import Config, load_config
+from vaegen.train.resume import differences
 
 
 def train_args(corpus: Path, out: Path, *extra: str) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,25 +11,35 @@ import pytest
 import torch
 
 pytest.importorskip("fastapi")
+from fastapi import HTTPException
 from fastapi.testclient import TestClient
 
 import vaegen
-from vaegen import checkpoint
-from vaegen.forms import form_of
+from vaegen.core import checkpoint
+from vaegen.core.config import SAMPLING_TEMPERATURE, SAMPLING_TOP_P
+from vaegen.core.errors import VaegenError
+from vaegen.generate.decoding import GREEDY, Strategy
 from vaegen.serve import landscape as maps
 from vaegen.serve import schemas
-from vaegen.serve.app import Service, create_app
+from vaegen.serve.app import create_app
 from vaegen.serve.gate import ModelGate
+from vaegen.serve.service import Service
+from vaegen.serve.settings import Settings
+from vaegen.songci.forms import form_of
 
 CI_A = "一曲新词酒一杯。去年天气旧亭台。夕阳西下几时回。无可奈何花落去，似曾相识燕归来。小园香径独徘徊。"
 CI_B = "青杏园林著酒香。佳人初试薄罗裳。柳丝无力燕飞忙。乍雨乍晴花自落，闲愁闲闷日偏长。为谁消瘦减容光。"
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[TestClient]:
+def service() -> Service:
     model = vaegen.load(checkpoint.BUNDLED_TUNES, "cpu")
-    view = maps.build(model, None, 40)
-    with TestClient(create_app(Service(model, view, "songci-ci.pt", ModelGate()))) as test_client:
+    return Service(model, maps.build(model, None, 40), "songci-ci.pt")
+
+
+@pytest.fixture(scope="module")
+def client(service: Service) -> Iterator[TestClient]:
+    with TestClient(create_app(service)) as test_client:
         yield test_client
 
 
@@ -74,10 +86,10 @@ def test_every_action_answers_sentences_placed_on_the_map(client: TestClient) ->
     ("/api/encode", {"texts": ["字" * (schemas.MAX_TEXT_CHARS + 1)]}, 422, "at most 400 characters"),
     ("/api/sample", {"n": schemas.MAX_N + 1}, 422, "less than or equal to 50"),
     ("/api/sample", {"n": 1, "tune": "no such tune"}, 400, "no such tune"),
-    ("/api/interpolate", {"a": "一", "b": "二", "steps": schemas.MAX_STEPS + 1}, 422, "less than or equal to 20"),
+    ("/api/interpolate", {"a": "一", "b": "二", "steps": schemas.MAX_PATH_POINTS + 1}, 422, "less than or equal to 20"),
     ("/api/near", {"text": "一", "radius": 10}, 422, "less than or equal to 3"),
     ("/api/decode", {"points": [[1e9, 0]]}, 422, "less than or equal to 1000"),
-    ("/api/sample", {"n": 1, "decoding": {"strategy": "beam", "beam": 99}}, 422, "less than or equal to 16"),
+    ("/api/sample", {"n": 1, "strategy": {"kind": "beam", "beam": 99}}, 422, "less than or equal to 16"),
     ("/api/sample", {"n": 1, "file": "/etc/passwd"}, 422, "Extra inputs are not permitted"),
     ("/api/sample", {"n": 1, "form": "not a form"}, 400, "form"),
 ])
@@ -106,20 +118,17 @@ def test_the_map_is_cached_by_model_and_corpus(tmp_path: Path, monkeypatch: pyte
     model = vaegen.load(checkpoint.BUNDLED, "cpu")
     corpus = tmp_path / "lines.txt"
     corpus.write_text("明月几时有，把酒问青天。\n杨柳岸、晓风残月。\n寻寻觅觅，冷冷清清，凄凄惨惨戚戚。\n", encoding="utf-8")
-    first, was_cached = maps.cached(model, checkpoint.BUNDLED, corpus, 100)
-    again, now_cached = maps.cached(model, checkpoint.BUNDLED, corpus, 100)
+    first, was_cached = maps.cached_map(model, checkpoint.BUNDLED, corpus, 100)
+    again, now_cached = maps.cached_map(model, checkpoint.BUNDLED, corpus, 100)
     assert not was_cached and now_cached and again.texts == first.texts and torch.equal(again.codes, first.codes)
     corpus.write_text("明月几时有，把酒问青天。\n杨柳岸、晓风残月。\n", encoding="utf-8")
-    assert not maps.cached(model, checkpoint.BUNDLED, corpus, 100)[1]  # another corpus: another map
+    assert not maps.cached_map(model, checkpoint.BUNDLED, corpus, 100)[1]  # another corpus: another map
     points = first.points()
     assert torch.allclose(first.project(first.lift(points)), points, atol=1e-5)  # a map point lifts and falls back
 
 
 def test_the_gate_refuses_past_its_depth_and_drops_what_waits_too_long() -> None:
-    import asyncio
     import threading
-
-    from fastapi import HTTPException
 
     async def scenario() -> list[object]:
         gate, release = ModelGate(depth=2, timeout=0.5), threading.Event()
@@ -151,3 +160,60 @@ def test_serve_refuses_a_missing_corpus_in_one_line(tmp_path: Path, capsys: pyte
     assert run(["serve", "--corpus", str(tmp_path / "missing.txt")]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing.txt does not exist" in err[0] and "Traceback" not in err[0]
+
+
+def test_each_action_decodes_by_default_as_the_command_line_does() -> None:
+    defaults = {request.__name__: request.model_fields["strategy"].default.to_strategy() for request in (
+        schemas.SampleRequest, schemas.NearRequest, schemas.CompleteRequest, schemas.ReconstructRequest,
+        schemas.InterpolateRequest, schemas.DecodeRequest)}
+    sampling = Strategy(temperature=SAMPLING_TEMPERATURE, top_p=SAMPLING_TOP_P)
+    assert defaults == {"SampleRequest": sampling, "NearRequest": sampling, "CompleteRequest": sampling,
+                        "ReconstructRequest": GREEDY, "InterpolateRequest": GREEDY, "DecodeRequest": GREEDY}
+
+
+def test_the_lifespan_opens_the_gate_and_closes_it_on_shutdown(service: Service) -> None:
+    app = create_app(service)
+    with TestClient(app) as client:
+        gate = app.state.gate
+        assert not gate.closed and len(ok(client, "/api/sample", {"n": 1, "seed": 0})) == 1
+    assert gate.closed
+    with pytest.raises(HTTPException) as refused:  # a closed gate takes no more work
+        asyncio.run(gate.run(lambda: "after"))
+    assert refused.value.status_code == 503 and "shutting down" in refused.value.detail
+
+
+def test_the_factory_loads_what_the_environment_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = tmp_path / "lines.txt"
+    corpus.write_text("明月几时有，把酒问青天。\n杨柳岸、晓风残月。\n寻寻觅觅，冷冷清清，凄凄惨惨戚戚。\n", encoding="utf-8")
+    for name, value in {"VAEGEN_CACHE_DIR": str(tmp_path), "VAEGEN_CHECKPOINT": str(checkpoint.BUNDLED),
+                        "VAEGEN_DEVICE": "cpu", "VAEGEN_MAP_CORPUS": str(corpus), "VAEGEN_MAP_POINTS": "10",
+                        "VAEGEN_SERVE_URL": "http://127.0.0.1:9"}.items():
+        monkeypatch.setenv(name, value)
+    app = create_app()  # as uvicorn calls it
+    ready, url = capsys.readouterr().err.splitlines()
+    assert ready.startswith("map of 3 corpus sentences computed and cached; ready in ") and url == "http://127.0.0.1:9"
+    with TestClient(app) as client:
+        health = client.get("/api/health").json()
+    assert (health["model"], health["tunes"], health["map_source"], health["map_points"]) == (
+        "songci-lines.pt", False, "corpus", 3)
+
+
+def test_the_settings_are_read_and_checked() -> None:
+    assert Settings.from_environment({}) == Settings()
+    assert Settings.from_environment({"VAEGEN_DEVICE": "", "VAEGEN_MAP_POINTS": "200"}) == Settings(map_points=200)
+    for points in ("many", "3", "-50"):
+        with pytest.raises(VaegenError, match="VAEGEN_MAP_POINTS"):
+            Settings.from_environment({"VAEGEN_MAP_POINTS": points})
+
+
+def test_serve_refuses_a_bad_checkpoint_in_one_line_from_the_factory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """uvicorn calls the factory, which fails to load the checkpoint: its error comes back to the command."""
+    from vaegen.cli import run
+
+    monkeypatch.delenv("VAEGEN_CHECKPOINT", raising=False)
+    assert run(["serve", "--checkpoint", str(tmp_path / "missing.pt"), "--port", "9"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "missing.pt" in err[0], err
+    assert "VAEGEN_CHECKPOINT" not in os.environ and "VAEGEN_MAP_POINTS" not in os.environ  # the settings put back

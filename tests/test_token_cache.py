@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from conftest import english_lines
 
-from vaegen.config import TokenizerConfig
-from vaegen.data import truncate
-from vaegen.token_cache import CHUNK_LINES, cached_encode, encode_lines
-from vaegen.tokenizer import Tokenizer
+from vaegen.core.config import TokenizerConfig
+from vaegen.core.data import truncate
+from vaegen.core.token_cache import CHUNK_LINES, cached_encode, encode_lines
+from vaegen.core.tokenizer import Tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def tokenizer() -> Tokenizer:
 
 
 def test_arrays_hold_the_tokenizers_ids(tokenizer: Tokenizer, monkeypatch) -> None:
-    monkeypatch.setattr("vaegen.token_cache.CHUNK_LINES", 7)  # several chunks, one of them partial
+    monkeypatch.setattr("vaegen.core.token_cache.CHUNK_LINES", 7)  # several chunks, one of them partial
     lines = english_lines(50)
     expected, cut = truncate(tokenizer.encode(lines), 6)
     arrays, arrays_cut = encode_lines(tokenizer, lines, 6)

@@ -3,8 +3,8 @@
 import pytest
 from conftest import chinese_lines, english_lines
 
-from vaegen.config import TokenizerConfig
-from vaegen.tokenizer import EOS_ID, UNK_ID, Tokenizer, cjk_share
+from vaegen.core.config import TokenizerConfig
+from vaegen.core.tokenizer import EOS_ID, UNK_ID, Tokenizer, cjk_share
 
 
 def test_english_round_trip_with_automatic_unigram() -> None:

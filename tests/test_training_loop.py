@@ -11,11 +11,12 @@ import pytest
 import torch
 from conftest import TINY, english_lines
 
-from vaegen import checkpoint, distributed, metrics_log
-from vaegen import train as training
-from vaegen.config import load_config
-from vaegen.data import split_valid
-from vaegen.errors import TrainingError
+from vaegen.core import checkpoint
+from vaegen.core.config import load_config
+from vaegen.core.data import split_valid
+from vaegen.core.errors import TrainingError
+from vaegen.train import distributed, metrics_log
+from vaegen.train import loop as training
 
 TRAIN, VALID = split_valid(english_lines(), 0.05, 1)  # 380 training lines: 48 batches of 8 an epoch
 

@@ -3,9 +3,12 @@
 import pytest
 import torch
 
-from vaegen.config import TokenizerConfig
-from vaegen.tokenizer import EOS_ID, Tokenizer
-from vaegen.tunes import RARE_FORMS, Tune, form_masks, form_of, form_probability, rhyme_steps, slots, tunes_of
+from vaegen.core.config import TokenizerConfig
+from vaegen.core.labels import Tune
+from vaegen.core.tokenizer import EOS_ID, Tokenizer
+from vaegen.songci.form_mask import HeldForm, form_masks
+from vaegen.songci.forms import form_of, rhyme_steps, slots
+from vaegen.songci.tunes import RARE_FORMS, form_probability, tunes_of
 
 HUANXISHA = "一曲新词酒一杯。去年天气旧亭台。夕阳西下几时回。无可奈何花落去，似曾相识燕归来。小园香径独徘徊。"
 
@@ -65,9 +68,9 @@ def test_masks_let_only_characters_then_the_mark_then_the_end() -> None:
 
 
 def test_decoding_under_a_form_writes_exactly_that_form() -> None:
-    from vaegen.config import ModelConfig
-    from vaegen.decoding import GREEDY, Form, Strategy, generate
-    from vaegen.model import SentenceVAE
+    from vaegen.core.config import ModelConfig
+    from vaegen.core.model import SentenceVAE
+    from vaegen.generate.decoding import GREEDY, Strategy, generate
 
     lines = [HUANXISHA, "明月几时有，把酒问青天。", "寻寻觅觅，冷冷清清、凄凄惨惨戚戚。"] * 20
     tokenizer, _ = Tokenizer.train(lines, TokenizerConfig(model_type="char", vocab_size=200))
@@ -76,13 +79,14 @@ def test_decoding_under_a_form_writes_exactly_that_form() -> None:
     z = torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
     form = "7。7。7。7，7。7。"
     for strategy in (GREEDY, Strategy(), Strategy(top_p=0.5), Strategy(beam=3)):
-        decoded = generate(model, z, 10, strategy, torch.Generator().manual_seed(0), form=Form(form_masks(form, tokenizer)))
+        decoded = generate(model, z, 10, strategy, torch.Generator().manual_seed(0), held=HeldForm(form_masks(form, tokenizer)))
         assert [form_of(text) for text in tokenizer.decode(decoded.ids)] == [form] * 6
 
 
 def test_a_tune_book_answers_ids_draws_names_and_forms() -> None:
-    from vaegen.errors import VaegenError
-    from vaegen.tunes import Labels, TuneBook
+    from vaegen.core.errors import VaegenError
+    from vaegen.core.labels import Labels
+    from vaegen.songci.tune_book import TuneBook
 
     lines = [HUANXISHA, "明月几时有，把酒问青天。", "寻寻觅觅，冷冷清清、凄凄惨惨戚戚。"] * 20
     tokenizer, _ = Tokenizer.train(lines, TokenizerConfig(model_type="char", vocab_size=200))
@@ -97,15 +101,16 @@ def test_a_tune_book_answers_ids_draws_names_and_forms() -> None:
         book.ids(["如梦令"], 2)
     drawn = book.draw(4000, torch.Generator().manual_seed(0))
     assert drawn is not None and set(drawn) == {1, 2} and drawn.count(1) / len(drawn) == pytest.approx(0.75, abs=0.03)
-    form = book.form("2，1。", rhyme=False)
-    assert form is not None and book.form("2，1。", rhyme=False) is form  # built once
+    form = book.hold("2，1。", rhyme=False)
+    assert form is not None and book.hold("2，1。", rhyme=False) is form  # built once
     assert torch.equal(form.allowed, form_masks("2，1。", tokenizer))
-    assert book.form("", rhyme=False) is None and book.common([2, 0]) == ["2，1。", ""]  # "other" has no form
+    assert book.hold("", rhyme=False) is None and book.forms([2, 0], None, None) == ["2，1。", ""]  # "other": no form
 
 
 def test_a_tune_book_draws_forms_by_frequency_and_names_them_by_rank() -> None:
-    from vaegen.errors import VaegenError
-    from vaegen.tunes import Labels, TuneBook
+    from vaegen.core.errors import VaegenError
+    from vaegen.core.labels import Labels
+    from vaegen.songci.tune_book import TuneBook
 
     tokenizer, _ = Tokenizer.train([HUANXISHA] * 20, TokenizerConfig(model_type="char", vocab_size=60))
     forms = (("3。", 3), ("1。", 1))
@@ -130,8 +135,8 @@ def test_a_tune_book_draws_forms_by_frequency_and_names_them_by_rank() -> None:
 
 
 def test_a_model_without_tunes_refuses_one() -> None:
-    from vaegen.errors import VaegenError
-    from vaegen.tunes import TuneBook
+    from vaegen.core.errors import VaegenError
+    from vaegen.songci.tune_book import TuneBook
 
     tokenizer, _ = Tokenizer.train([HUANXISHA] * 20, TokenizerConfig(model_type="char", vocab_size=60))
     book = TuneBook(None, tokenizer, torch.device("cpu"))

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import typer
 
 from vaegen.cli import generation, reporting, serving, training
-from vaegen.errors import VaegenError
+from vaegen.core.errors import VaegenError
 
 app = typer.Typer(
     name="vaegen",

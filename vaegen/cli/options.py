@@ -1,34 +1,35 @@
 """The options the commands share, declared once, and the input and output every command does alike.
 
-A shared option is an `Annotated` alias declared once. The decoding and output options of the
-generation commands are listed once, in DECODING_OPTIONS, and `generation_command` gives them to each
-of those commands, which receives them by name as one checked `Decoding`. Choices come from the
-library's constants (`config.PRECISIONS`, `ANNEAL_SCHEDULES`, `INTERPOLATION_PATHS`), so the CLI cannot
-offer a value the library refuses. `parse_decoding` refuses combinations that would be silently
-ignored. Notes go to stderr; results go to stdout, or to --output written whole. Torch is imported
-inside the functions, so that `vaegen --help` answers at once.
+A shared option is an `Annotated` alias declared once here. Each command names every option it takes in its
+own `def`, typed with these aliases, as typer documents: the signature a reader (and mypy) sees is the
+one `--help` lists, with each command's own defaults (the generation commands differ on --greedy/--sample).
+The checks then turn those values into small ones before any model is loaded: `parse_strategy` the
+library's decoding `Strategy`, refusing combinations that would be silently ignored; `check_output` an
+`Output`, refusing a bad --output; `parse_form` a form's rank or its text. Choices come from the library's
+constants (`config.PRECISIONS`, `ANNEAL_SCHEDULES`, `INTERPOLATION_PATHS`), so the CLI cannot offer a value
+the library refuses. Notes go to stderr; results go to stdout, or to --output written whole. Torch is
+imported inside the functions, so that `vaegen --help` answers at once.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from vaegen.config import ANNEAL_SCHEDULES, INTERPOLATION_PATHS, PRECISIONS, SAMPLING_TEMPERATURE, SAMPLING_TOP_P
-from vaegen.errors import VaegenError
+from vaegen.core.config import ANNEAL_SCHEDULES, INTERPOLATION_PATHS, PRECISIONS, SAMPLING_TEMPERATURE, SAMPLING_TOP_P
+from vaegen.core.errors import VaegenError
 
 if TYPE_CHECKING:
     import torch
 
-    from vaegen.decoding import Strategy
-    from vaegen.generator import SentenceGenerator
+    from vaegen.generate.decoding import Strategy
+    from vaegen.generate.generator import SentenceGenerator
 
 MAX_SENTENCES = 1_000_000
 MAX_STEPS = 1_000
@@ -93,41 +94,31 @@ InputOption = Annotated[Path | None, typer.Option("--input", "-i", show_default=
 TextsArgument = Annotated[list[str] | None, typer.Argument(show_default=False, help="Sentences (or use --input).")]
 
 
-class Decoding(NamedTuple):
-    """The shared options of a generation command, checked: how to decode, and what to print where."""
+@dataclass(frozen=True)
+class Output:
+    """What a generation command prints, checked: JSON lines (with each code z) or text, to a file or stdout."""
 
-    strategy: Strategy
-    max_length: int | None
-    tune: str | None
-    form: str | int | None  # a form written out, or its rank among the tune's forms
-    seed: int | None
     as_json: bool
     with_z: bool
-    output: Path | None
-    checkpoint: Path | None
-    device: str | None
+    path: Path | None  # None: stdout
 
 
-def parse_decoding(*, greedy: bool, temperature: float | None, top_k: int, top_p: float | None, beam: int,
-                   length_penalty: float, rhyme: bool, grammar: bool, max_length: int | None, tune: str | None,
-                   form: str | None, seed: int | None, as_json: bool, with_z: bool, output: Path | None, force: bool, checkpoint: Path | None,
-                   device: str | None) -> Decoding:
-    """The decoding the options ask for, refusing sampling options that would be silently ignored and a bad
-    --output, before any model is loaded."""
-    from vaegen.decoding import Strategy
+def parse_strategy(*, greedy: bool, temperature: float | None, top_k: int, top_p: float | None, beam: int,
+                   length_penalty: float, rhyme: bool, grammar: bool) -> Strategy:
+    """The decoding the options ask for, refusing sampling options that greedy decoding or beam search would
+    silently ignore. Sampling with none of them given takes the measured default, SAMPLING_TEMPERATURE and
+    SAMPLING_TOP_P; one given leaves the others at the model's own distribution."""
+    from vaegen.generate.decoding import Strategy
 
     shaped = temperature is not None or top_k or top_p is not None
     if shaped and (greedy or beam):
         raise VaegenError("--temperature, --top-k and --top-p shape sampling; drop them, or drop "
                           f"{'--beam' if beam else '--greedy'} (add --sample where greedy is the default)")
-    check_output(output, force, "out.txt")
     if not (shaped or greedy or beam):  # sampling's default
         temperature, top_p = SAMPLING_TEMPERATURE, SAMPLING_TOP_P
-    strategy = Strategy(greedy=greedy, temperature=1.0 if temperature is None else temperature, top_k=top_k,
-                        top_p=1.0 if top_p is None else top_p, beam=beam,
-                        length_penalty=length_penalty, rhyme=rhyme, grammar=grammar)
-    return Decoding(strategy=strategy, max_length=max_length, tune=tune, form=parse_form(form, tune), seed=seed,
-                    as_json=as_json, with_z=with_z, output=output, checkpoint=checkpoint, device=device)
+    return Strategy(greedy=greedy, temperature=1.0 if temperature is None else temperature, top_k=top_k,
+                    top_p=1.0 if top_p is None else top_p, beam=beam, length_penalty=length_penalty,
+                    rhyme=rhyme, grammar=grammar)
 
 
 def parse_form(form: str | None, tune: str | None) -> str | int | None:
@@ -139,7 +130,7 @@ def parse_form(form: str | None, tune: str | None) -> str | int | None:
         raise VaegenError("--form needs --tune: a form belongs to a tune (`vaegen tunes NAME` lists its forms)")
     if form.isascii() and form.isdigit():
         return int(form)
-    from vaegen.tunes import slots
+    from vaegen.songci.forms import slots
 
     try:
         slots(form)
@@ -150,66 +141,20 @@ def parse_form(form: str | None, tune: str | None) -> str | int | None:
     return form
 
 
-# The options every generation command takes after its own, in --help order: name, alias, default. Declared
-# once here; `generation_command` adds them to a command and `parse_decoding` takes them by name.
-DECODING_OPTIONS: tuple[tuple[str, object, object], ...] = (
-    ("greedy", GreedyOption, False),  # each command's own default replaces this one
-    ("temperature", TemperatureOption, None),
-    ("top_k", TopKOption, 0),
-    ("top_p", TopPOption, None),
-    ("beam", BeamOption, 0),
-    ("length_penalty", LengthPenaltyOption, 1.0),
-    ("max_length", MaxLengthOption, None),
-    ("tune", TuneOption, None),
-    ("form", FormOption, None),
-    ("rhyme", RhymeOption, False),
-    ("grammar", GrammarOption, True),
-    ("seed", SeedOption, None),
-    ("as_json", JsonOption, False),
-    ("with_z", WithZOption, False),
-    ("output", OutputOption, None),
-    ("force", ForceOption, False),
-    ("checkpoint", CheckpointOption, None),
-    ("device", DeviceOption, None),
-)
-
-
-def generation_command(*, greedy: bool) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Give a command the shared decoding and output options after its own, greedy by default or sampling; it
-    receives them checked, as one `Decoding` in its keyword argument `decoding`. Typer reads the signature
-    built here: the command's own parameters, then DECODING_OPTIONS."""
-    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=alias,
-                                default=greedy if name == "greedy" else default)
-              for name, alias, default in DECODING_OPTIONS]
-
-    def wrap(command: Callable[..., None]) -> Callable[..., None]:
-        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "decoding"]
-
-        @functools.wraps(command)
-        def run(**options: Any) -> None:
-            decoding = parse_decoding(**{name: options.pop(name) for name, _, _ in DECODING_OPTIONS})
-            command(decoding=decoding, **options)
-
-        parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + shared
-        run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
-        run.__annotations__ = {p.name: p.annotation for p in parameters}
-        return run
-
-    return wrap
-
-
 def note(message: str) -> None:
     """A progress note on stderr; under torchrun only rank 0 speaks."""
     if os.environ.get("RANK", "0") == "0":
         typer.echo(message, err=True)
 
 
-def check_output(output: Path | None, force: bool, example: str) -> None:
-    """Refuse a bad --output before the work, not after it."""
-    if output is not None:
-        from vaegen.files import check_writable
+def check_output(path: Path | None, force: bool, example: str, *, as_json: bool = False,
+                 with_z: bool = False) -> Output:
+    """--output and the way it is written, as one `Output`; a bad path is refused before the work, not after it."""
+    if path is not None:
+        from vaegen.core.files import check_writable
 
-        check_writable(output, force, "--output", example)
+        check_writable(path, force, "--output", example)
+    return Output(as_json=as_json, with_z=with_z, path=path)
 
 
 def emit(lines: Iterable[str], output: Path | None) -> None:
@@ -218,19 +163,19 @@ def emit(lines: Iterable[str], output: Path | None) -> None:
         for line in lines:
             typer.echo(line)
         return
-    from vaegen.files import write_atomically
+    from vaegen.core.files import write_atomically
 
     text = "".join(f"{line}\n" for line in lines)
     write_atomically(output, lambda handle: handle.write(text.encode("utf-8")))
     note(f"wrote {output}")
 
 
-def load_model(checkpoint: Path | None, device: str | torch.device | None, tunes: bool = False) -> SentenceGenerator:
-    """The model named, found, or shipped (for `tunes`, the one of whole ci by tune); stderr says which shipped one."""
-    from vaegen import checkpoint as checkpoints
-    from vaegen.generator import load
+def load_model(checkpoint: Path | None, device: str | torch.device | None, by_tune: bool = False) -> SentenceGenerator:
+    """The model named, found, or shipped (`by_tune`: the one of whole ci by tune); stderr says which shipped one."""
+    from vaegen.core import checkpoint as checkpoints
+    from vaegen.generate.generator import load
 
-    location = checkpoints.locate(checkpoint, tunes)
+    location = checkpoints.locate(checkpoint, by_tune)
     if location in (checkpoints.BUNDLED, checkpoints.BUNDLED_TUNES):
         which = "whole Song ci by tune" if location == checkpoints.BUNDLED_TUNES else "Song ci lines"
         note(f"no --checkpoint, $VAEGEN_CHECKPOINT or ./vaegen.pt: using the {which} model that ships "

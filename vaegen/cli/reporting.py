@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from vaegen.cli.options import MAX_SENTENCES, CheckpointOption, DeviceOption, Precision, emit, load_model, note
-from vaegen.errors import VaegenError
+from vaegen.core.errors import VaegenError
 
 
 def evaluate(
@@ -51,9 +51,9 @@ def evaluate(
     fluency: the perplexity of the samples and of CORPUS under a character (CJK) or word 3-gram model of that
     text, beside distinct-1/2 and self-BLEU of as many CORPUS lines as samples.
     """
-    from vaegen.data import read_examples
-    from vaegen.devices import resolve_device, resolve_precision
-    from vaegen.evaluation import evaluate as run_evaluation
+    from vaegen.core.data import read_examples
+    from vaegen.core.devices import resolve_device, resolve_precision
+    from vaegen.eval.report import evaluate as run_evaluation
 
     torch_device = resolve_device(device)
     resolve_precision(precision.value, torch_device)  # bf16 where it is emulated: refused before any work
@@ -63,15 +63,15 @@ def evaluate(
     train_lines = read_examples(train_corpus, labelled).texts if train_corpus is not None else None
     judge = None
     if judge_train is not None:
-        from vaegen.fluency import cached_judge
+        from vaegen.eval.fluency import cached_judge
 
         judge_lines = read_examples(judge_train, labelled).texts
         note(f"fluency judge: an n-gram model of the {len(judge_lines):,} lines of {judge_train} "
              "(fitted once, then cached)")
         judge = cached_judge(judge_lines)
     note(f"scoring {len(scored.texts):,} lines with {iw_samples if model.latent_dim else 1} importance samples each")
-    report = run_evaluation(model, scored.texts, iw_samples, samples, train_lines, seed, precision.value, progress,
-                            scored.labels, judge)
+    report = run_evaluation(model, scored.texts, iw_samples=iw_samples, prior_samples=samples, train_lines=train_lines,
+                            seed=seed, precision=precision.value, progress=progress, tunes=scored.labels, judge=judge)
     emit([json.dumps(report.as_dict())] if as_json else report.table(), None)
 
 
@@ -87,7 +87,7 @@ def tunes(
     share of its ci written in that form, and how many forms it has (those seen at least twice in
     training, and the most common). With NAME, list that tune's forms: rank, form, ci and share.
     `sample --tune NAME --form RANK` writes in the form of that rank."""
-    model = load_model(checkpoint, "cpu", tunes=True)
+    model = load_model(checkpoint, "cpu", by_tune=True)
     if model.labels is None:
         raise VaegenError("this model was trained without tunes; train on 'tune<TAB>text' lines with a preset "
                           "that sets model.label_dim, e.g. configs/songci-ci.toml")
@@ -124,11 +124,11 @@ def plot(
 ) -> None:
     """Draw a run as PNG: training NLL, KL and beta by step, the validation curves, and the posterior
     means of --valid lines projected on their two principal axes. Needs matplotlib (pip install 'vaegen[plot]')."""
-    from vaegen import checkpoint as checkpoints
-    from vaegen.data import read_examples
-    from vaegen.files import check_writable
-    from vaegen.metrics_log import metrics_path
-    from vaegen.plots import draw_run
+    from vaegen.core import checkpoint as checkpoints
+    from vaegen.core.data import read_examples
+    from vaegen.core.files import check_writable
+    from vaegen.eval.plots import draw_run
+    from vaegen.train.metrics_log import metrics_path
 
     location = checkpoints.locate(checkpoint)
     target = out if out is not None else location.with_suffix(".png")

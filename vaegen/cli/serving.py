@@ -1,9 +1,25 @@
-"""`vaegen serve`: the model's latent space as a local web page (needs the `serve` extra)."""
+"""`vaegen serve`: the model's latent space as a local web page (needs the `serve` extra).
+
+The command checks its options, then runs the server as uvicorn documents for an application factory:
+`uvicorn.run("vaegen.serve.app:create_app", factory=True)`. uvicorn calls the factory with no arguments, so the
+options reach it as environment variables, set for the time the server runs:
+
+    VAEGEN_CHECKPOINT  --checkpoint (left as it is without one: the factory falls back on it as the CLI does)
+    VAEGEN_DEVICE      --device (unset without one: cuda when available, else cpu)
+    VAEGEN_MAP_CORPUS  --corpus (unset without one: the map samples the prior)
+    VAEGEN_MAP_POINTS  --points
+    VAEGEN_SERVE_URL   the address the factory prints once the model and its map are ready
+
+The factory loads the model and its map before uvicorn binds the port; an error there (a bad checkpoint) comes
+back out of `uvicorn.run` as the library's `VaegenError`, one line of error like any command's.
+"""
 
 from __future__ import annotations
 
 import ipaddress
-import time
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +27,7 @@ from typing import Annotated
 import typer
 
 from vaegen.cli.options import CheckpointOption, DeviceOption, note
-from vaegen.errors import VaegenError
+from vaegen.core.errors import VaegenError
 
 MAX_MAP_POINTS = 5_000
 
@@ -38,25 +54,35 @@ def serve(
         raise VaegenError(f"--corpus {corpus} does not exist or is not a file; give a text file, one sentence per line")
     import uvicorn
 
-    from vaegen import checkpoint as checkpoints
-    from vaegen.cli.options import load_model
-    from vaegen.serve.app import Service, create_app
-    from vaegen.serve.gate import ModelGate
-    from vaegen.serve.landscape import cached
-
     if not _loopback(host):
         note(f"warning: --host {host} serves the model to every machine that can reach this one; "
              "vaegen serve has no authentication")
-    started = time.perf_counter()
-    location = checkpoints.locate(checkpoint, tunes=True)
-    model = load_model(location, device)
-    landscape, was_cached = cached(model, location, corpus, points)
-    app = create_app(Service(model, landscape, location.name, ModelGate()))
-    note(f"map of {len(landscape.texts):,} {landscape.source} sentences "
-         f"{'read from the cache' if was_cached else 'computed and cached'}; ready in "
-         f"{time.perf_counter() - started:.1f} s")
-    note(f"http://{host if ':' not in host else f'[{host}]'}:{port}")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    settings = {"VAEGEN_DEVICE": device, "VAEGEN_MAP_CORPUS": None if corpus is None else str(corpus),
+                "VAEGEN_MAP_POINTS": str(points), "VAEGEN_SERVE_URL": url}
+    if checkpoint is not None:
+        settings["VAEGEN_CHECKPOINT"] = str(checkpoint)
+    with _environment(settings):
+        uvicorn.run("vaegen.serve.app:create_app", factory=True, host=host, port=port, log_level="warning")
+
+
+@contextmanager
+def _environment(settings: dict[str, str | None]) -> Iterator[None]:
+    """Set each variable (unset it for None) for the time of the block, then put back what was there."""
+    saved = {name: os.environ.get(name) for name in settings}
+    _set(settings)
+    try:
+        yield
+    finally:
+        _set(saved)
+
+
+def _set(settings: dict[str, str | None]) -> None:
+    for name, value in settings.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _loopback(host: str) -> bool:

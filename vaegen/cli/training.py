@@ -13,20 +13,20 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from vaegen.cli.options import AnnealSchedule, DeviceOption, Precision, SeedOption, note
-from vaegen.errors import VaegenError
+from vaegen.core.errors import VaegenError
 
 if TYPE_CHECKING:
-    from vaegen.config import Config
-    from vaegen.data import Examples
-    from vaegen.train import TrainResult
+    from vaegen.core.config import Config
+    from vaegen.core.data import Examples
+    from vaegen.train.loop import TrainResult
 
 
 def _settings(out: Path, preset: Path | None, changes: list[str], resume: bool,
               force: bool) -> tuple[Config, dict[str, Any] | None]:
     """The config of the run and, for --resume, the saved run to continue; a new run's --out is checked now."""
-    from vaegen.config import load_config
-    from vaegen.files import check_writable
-    from vaegen.resume import load_resumable
+    from vaegen.core.config import load_config
+    from vaegen.core.files import check_writable
+    from vaegen.train.resume import load_resumable
 
     if resume:
         if force:
@@ -40,7 +40,7 @@ def _settings(out: Path, preset: Path | None, changes: list[str], resume: bool,
 
 def _examples(corpus: Path, valid: Path | None, settings: Config, errors: str) -> tuple[Examples, Examples]:
     """The training and validation examples: --valid, or every k-th corpus line held out."""
-    from vaegen.data import hold_out, read_examples
+    from vaegen.core.data import hold_out, read_examples
 
     labelled, limit = settings.model.label_dim > 0, settings.data.max_line_chars
     examples = read_examples(corpus, labelled, limit, errors)
@@ -53,7 +53,7 @@ def _examples(corpus: Path, valid: Path | None, settings: Config, errors: str) -
 
 
 def _summarise(result: TrainResult, out: Path) -> None:
-    from vaegen.metrics_log import metrics_path
+    from vaegen.train.metrics_log import metrics_path
 
     best = result.best
     skipped = f", {result.skipped} non-finite batches skipped" if result.skipped else ""
@@ -112,8 +112,8 @@ def train(
     An existing checkpoint at --out is never overwritten: continue it with --resume or replace it with --force.
     Ctrl-C or SIGTERM writes a resumable checkpoint before exiting.
     """
-    from vaegen.devices import resolve_device, resolve_precision
-    from vaegen.train import fit
+    from vaegen.core.devices import resolve_device, resolve_precision
+    from vaegen.train.loop import fit
 
     flags = {"train.epochs": epochs, "train.max_steps": max_steps, "train.batch_size": batch_size, "train.lr": lr,
              "model.latent_dim": latent_dim, "train.word_dropout": word_dropout,
@@ -139,8 +139,8 @@ def export(
     """Write a checkpoint for generation alone: the best weights, config and tokenizer, without the
     state for resuming training (a third of the size; `--half` halves it again). Every command but
     `train --resume` reads it."""
-    from vaegen import checkpoint
-    from vaegen.files import check_writable
+    from vaegen.core import checkpoint
+    from vaegen.core.files import check_writable
 
     check_writable(out, force, "OUT")
     checkpoint.export(source, out, half)

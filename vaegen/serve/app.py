@@ -1,26 +1,33 @@
-"""The FastAPI application of `vaegen serve`: the JSON API (its schema at /openapi.json), the page that uses
-only it, and the headers that keep the page to its own origin.
+"""The FastAPI application of `vaegen serve`: the JSON API (`api`, its schema at /openapi.json), the page that
+uses only it, and the headers that keep the page to its own origin.
 
-Each endpoint mirrors a method of the Python API (`SentenceGenerator`) and answers `Results`: each sentence
-with where its code falls on the map, so that the page can draw it there.
+`vaegen serve` runs it as uvicorn documents for an application factory:
+`uvicorn.run("vaegen.serve.app:create_app", factory=True)`; the factory reads its settings from the environment
+(`settings`), loads the model and its map and returns the application. Its lifespan opens the gate in front of
+the model on startup and closes it on shutdown.
+
+uvicorn holds Ctrl-C and SIGTERM from before it calls the factory, so as to shut down gracefully once serving; the
+factory takes them back while it loads, so that they stop a first build of the map (minutes) at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import signal
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from importlib.resources import files
 from pathlib import Path
 
-import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from vaegen.errors import VaegenError
-from vaegen.generator import Generation, SentenceGenerator
-from vaegen.serve import schemas as s
+from vaegen.core.errors import VaegenError
+from vaegen.serve.api import router
 from vaegen.serve.gate import ModelGate
-from vaegen.serve.landscape import Landscape
+from vaegen.serve.service import Service, load_service
+from vaegen.serve.settings import Settings
 
 MAX_BODY_BYTES = 64 * 1024
 STATIC = Path(str(files("vaegen.serve") / "static"))
@@ -34,37 +41,6 @@ HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
-
-
-class Service:
-    """What the endpoints share: the model, its map and the gate in front of them."""
-
-    def __init__(self, model: SentenceGenerator, landscape: Landscape, name: str, gate: ModelGate) -> None:
-        self.model, self.landscape, self.name, self.gate = model, landscape, name, gate
-
-    def results(self, generations: list[Generation]) -> s.Results:
-        if not generations:
-            return s.Results(results=[])
-        points = self.landscape.project(torch.tensor([g.z for g in generations])).tolist()
-        return s.Results(results=[s.Result(text=g.text, x=x, y=y, logprob=g.logprob, tune=g.tune, form=g.form)
-                                  for g, (x, y) in zip(generations, points)])
-
-    def reconstruct(self, request: s.ReconstructRequest) -> s.Results:
-        """Each text placed at its posterior mean (the code its reconstruction is decoded from), with the
-        reconstruction and the map sentences nearest that code."""
-        rebuilt = self.model.reconstruct(request.texts, request.decoding.strategy_(), tune=request.tune,
-                                         form=request.form)
-        placed = self.results(rebuilt)
-        nearest = self.landscape.nearest(torch.tensor([g.z for g in rebuilt]), request.neighbours)
-        for text, result, found in zip(request.texts, placed.results, nearest):
-            result.text, result.reconstruction = text, result.text
-            result.neighbours = [s.Neighbour(text=t, distance=d) for t, d in found]
-        return placed
-
-    def decode(self, request: s.DecodeRequest) -> s.Results:
-        z = self.landscape.lift(torch.tensor(request.points))
-        return self.results(self.model.decode(z, request.decoding.strategy_(), tune=request.tune, form=request.form,
-                                              seed=request.seed))
 
 
 async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -85,71 +61,55 @@ async def user_error(_: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, 400)
 
 
-def create_app(service: Service) -> FastAPI:
-    app = FastAPI(title="vaegen", summary="The continuous space of sentences of a sentence VAE",
-                  docs_url=None, redoc_url=None)  # the interactive docs load from a CDN: the schema alone is served
-    m, gate = service.model, service.gate
+class LoadInterrupted(VaegenError):
+    """Ctrl-C while the model or its map loads."""
 
+    exit_code = 130  # the shell's code for a process stopped by SIGINT
+    prefix = ""
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """Ctrl-C (as `LoadInterrupted`) and SIGTERM stop the block at once, whatever handlers were there before."""
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+    held = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+            signal.SIGTERM: signal.signal(signal.SIGTERM, signal.SIG_DFL)}
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise LoadInterrupted("interrupted") from None
+    finally:
+        for number, handler in held.items():
+            if handler is not None:  # None: a handler not set from Python, which cannot be put back
+                signal.signal(number, handler)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The gate in front of the model, open while the application serves; closed on shutdown."""
+    with ModelGate() as gate:
+        app.state.gate = gate
+        yield
+
+
+async def page() -> FileResponse:
+    return FileResponse(STATIC / "index.html")
+
+
+def create_app(service: Service | None = None) -> FastAPI:
+    """The application serving `service`; without one (as uvicorn calls it), the model and map that the
+    environment's settings name, loaded now, so that a bad checkpoint fails the start with its one-line error."""
+    app = FastAPI(title="vaegen", summary="The continuous space of sentences of a sentence VAE", lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # the interactive docs load from a CDN: the schema alone is served
+    if service is None:
+        with interruptible():
+            service = load_service(Settings.from_environment())
+    app.state.service = service
     app.middleware("http")(guard)
     app.exception_handler(VaegenError)(user_error)
-
-    @app.get("/", include_in_schema=False)
-    async def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html")
-
+    app.include_router(router)
+    app.get("/", include_in_schema=False)(page)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-    @app.get("/api/health")
-    async def health() -> s.Health:
-        return s.Health(status="ok", model=service.name, latent_dim=m.latent_dim, tunes=m.labels is not None,
-                        map_source="corpus" if service.landscape.source == "corpus" else "prior",
-                        map_points=len(service.landscape.texts))
-
-    @app.get("/api/map")
-    async def landscape() -> s.MapView:
-        view = service.landscape
-        points = [s.MapPoint(x=x, y=y, text=t) for (x, y), t in zip(view.points().tolist(), view.texts)]
-        return s.MapView(points=points, source="corpus" if view.source == "corpus" else "prior",
-                         explained=view.explained)
-
-    @app.get("/api/tunes")
-    async def tunes() -> s.Tunes:
-        known = m.labels.known if m.labels is not None else []
-        return s.Tunes(tunes=[s.TuneInfo(name=t.name, count=t.count, forms=[
-            s.FormCount(form=form, count=count, share=count / t.count) for form, count in t.forms]) for t in known])
-
-    @app.post("/api/sample")
-    async def sample(r: s.SampleRequest) -> s.Results:
-        return service.results(await gate.run(lambda: m.sample(r.n, r.decoding.strategy_(), tune=r.tune, form=r.form,
-                                                               seed=r.seed)))
-
-    @app.post("/api/encode")
-    async def encode(r: s.EncodeRequest) -> s.Results:
-        mu = (await gate.run(lambda: m.encode(r.texts, tune=r.tune))).mu.float().cpu()
-        points = service.landscape.project(mu).tolist()
-        return s.Results(results=[s.Result(text=t, x=x, y=y) for t, (x, y) in zip(r.texts, points)])
-
-    @app.post("/api/decode")
-    async def decode(r: s.DecodeRequest) -> s.Results:
-        return await gate.run(lambda: service.decode(r))
-
-    @app.post("/api/reconstruct")
-    async def reconstruct(r: s.ReconstructRequest) -> s.Results:
-        return await gate.run(lambda: service.reconstruct(r))
-
-    @app.post("/api/interpolate")
-    async def interpolate(r: s.InterpolateRequest) -> s.Results:
-        return service.results(await gate.run(lambda: m.interpolate(r.a, r.b, r.steps, r.path, r.decoding.strategy_(),
-                                                                    tune=r.tune, form=r.form)))
-
-    @app.post("/api/near")
-    async def near(r: s.NearRequest) -> s.Results:
-        return service.results(await gate.run(lambda: m.near(r.text, r.n, r.radius, r.decoding.strategy_(),
-                                                             tune=r.tune, form=r.form, seed=r.seed)))
-
-    @app.post("/api/complete")
-    async def complete(r: s.CompleteRequest) -> s.Results:
-        return service.results(await gate.run(lambda: m.complete(r.prefix, r.n, r.decoding.strategy_(), tune=r.tune,
-                                                                 form=r.form, seed=r.seed)))
-
     return app

@@ -13,17 +13,18 @@ import hashlib
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
-from vaegen.config import SAMPLING_TEMPERATURE, SAMPLING_TOP_P
-from vaegen.data import read_lines, split_labels
-from vaegen.decoding import Strategy
-from vaegen.files import write_atomically
-from vaegen.generator import SentenceGenerator
-from vaegen.token_cache import cache_dir
+from vaegen.core.config import SAMPLING_TEMPERATURE, SAMPLING_TOP_P
+from vaegen.core.data import Examples, examples_of, read_lines
+from vaegen.core.files import cache_dir, cache_key, cached
+from vaegen.core.metrics import principal_axes
+from vaegen.generate.decoding import Strategy
+from vaegen.generate.generator import SentenceGenerator
 
-FORMAT = "vaegen-map-1"
+CACHE_VERSION = "map-1"  # bumped when what an entry holds changes
 
 
 @dataclass
@@ -56,35 +57,18 @@ class Landscape:
         return self.project(self.codes)
 
 
-def principal_axes(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
-    """codes (N, L), N >= 2 -> their mean (L,), the two directions of most variance (2, L), and the share of
-    the variance along each. With one latent dimension the second axis is zero."""
-    mean = codes.mean(dim=0)
-    _, singular, vh = torch.linalg.svd(codes - mean, full_matrices=False)
-    variance = singular**2
-    axes = torch.zeros(2, codes.size(1))
-    shares = [0.0, 0.0]
-    for i in range(min(2, len(vh))):
-        axes[i] = vh[i]
-        shares[i] = float(variance[i] / variance.sum()) if variance.sum() > 0 else 0.0
-    return mean, axes, shares
-
-
-def corpus_sentences(path: Path, limit: int, seed: int = 0) -> tuple[list[str], list[str] | None]:
-    """Up to `limit` lines of a corpus, drawn evenly with `seed` when it has more: (texts, tunes or None)."""
+def corpus_sentences(path: Path, limit: int, seed: int = 0) -> Examples:
+    """Up to `limit` lines of a corpus, drawn evenly with `seed` when it has more, with their tunes if labelled."""
     lines = read_lines(path)
     if len(lines) > limit:
         lines = random.Random(seed).sample(lines, limit)
-    if all("\t" in line for line in lines):
-        tunes, texts = split_labels(lines, path)
-        return texts, tunes
-    return lines, None
+    return examples_of(lines, path)
 
 
 def build(model: SentenceGenerator, corpus: Path | None, limit: int, seed: int = 0) -> Landscape:
     """The map of a corpus's sentences, or of `limit` samples from the prior (at the default decoding)."""
     if corpus is not None:
-        texts, tunes = corpus_sentences(corpus, limit, seed)
+        tunes, texts = corpus_sentences(corpus, limit, seed)
         codes = model.encode(texts, tune=tunes if model.labels is not None else None).mu.float().cpu()
         source = "corpus"
     else:
@@ -94,27 +78,24 @@ def build(model: SentenceGenerator, corpus: Path | None, limit: int, seed: int =
     return Landscape(texts, codes, mean, axes, explained, source)
 
 
-def cache_key(checkpoint: Path, corpus: Path | None, limit: int, seed: int) -> str:
-    digest = hashlib.sha256(f"{FORMAT}:{limit}:{seed}:".encode())
-    for path in (checkpoint, corpus):
-        digest.update(hashlib.sha256(path.read_bytes()).digest() if path is not None else b"prior")
-    return digest.hexdigest()[:32]
+def read_map(path: Path) -> Landscape | None:
+    """A map stored in the cache; None for one that cannot be read (it is rebuilt)."""
+    try:
+        stored = torch.load(path, weights_only=True)
+        return Landscape(stored["texts"], stored["codes"], stored["mean"], stored["axes"], stored["explained"],
+                         stored["source"])
+    except Exception:  # noqa: BLE001 -- a damaged cache entry is rebuilt, never fatal
+        return None
 
 
-def cached(model: SentenceGenerator, checkpoint: Path, corpus: Path | None, limit: int,
-           seed: int = 0) -> tuple[Landscape, bool]:
+def write_map(handle: BinaryIO, landscape: Landscape) -> None:
+    torch.save({"texts": landscape.texts, "codes": landscape.codes, "mean": landscape.mean, "axes": landscape.axes,
+                "explained": landscape.explained, "source": landscape.source}, handle)
+
+
+def cached_map(model: SentenceGenerator, checkpoint: Path, corpus: Path | None, limit: int,
+               seed: int = 0) -> tuple[Landscape, bool]:
     """The map, read from the cache when this checkpoint, corpus and settings made one before; (map, cached)."""
-    path = cache_dir() / f"map-{cache_key(checkpoint, corpus, limit, seed)}.pt"
-    if path.exists():
-        try:
-            stored = torch.load(path, weights_only=True)
-            return Landscape(stored["texts"], stored["codes"], stored["mean"], stored["axes"],
-                             stored["explained"], stored["source"]), True
-        except Exception:  # noqa: BLE001 -- a damaged cache entry is rebuilt, never fatal
-            path.unlink(missing_ok=True)
-    landscape = build(model, corpus, limit, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"texts": landscape.texts, "codes": landscape.codes, "mean": landscape.mean, "axes": landscape.axes,
-               "explained": landscape.explained, "source": landscape.source}
-    write_atomically(path, lambda handle: torch.save(payload, handle))
-    return landscape, False
+    files = [hashlib.sha256(path.read_bytes()).digest() if path is not None else b"prior" for path in (checkpoint, corpus)]
+    path = cache_dir() / f"map-{cache_key(CACHE_VERSION, str(limit), str(seed), *files)}.pt"
+    return cached(path, read_map, lambda: build(model, corpus, limit, seed), write_map)

@@ -7,14 +7,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vaegen.config import SAMPLING_TEMPERATURE, SAMPLING_TOP_P
-from vaegen.decoding import GREEDY, Strategy
+from vaegen.core.config import SAMPLING_TEMPERATURE, SAMPLING_TOP_P
+from vaegen.generate.decoding import GREEDY, Strategy
 
 MAX_TEXT_CHARS = 400  # a whole ci is ~80-200 characters
 MAX_N = 50  # sentences per request
 MAX_TEXTS = 16  # texts per encode/reconstruct request
 MAX_POINTS = 64  # map points per decode request
-MAX_STEPS = 20  # interpolation steps
+MAX_PATH_POINTS = 20  # points on an interpolation path, both ends included
 MAX_RADIUS = 3.0  # three prior standard deviations
 MAX_COORDINATE = 1_000.0  # map coordinates (the map spans a few units)
 MAX_BEAM = 16
@@ -27,36 +27,38 @@ Form = Annotated[str | None, Field(max_length=MAX_FORM_CHARS)]
 Seed = Annotated[int | None, Field(ge=0, le=2**31 - 1)]
 Count = Annotated[int, Field(ge=1, le=MAX_N)]
 Coordinate = Annotated[float, Field(ge=-MAX_COORDINATE, le=MAX_COORDINATE)]
+MapSource = Literal["corpus", "prior"]  # the map's sentences: a corpus's, or samples from the prior
 
 
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently ignored
 
 
-class Decoding(Request):
-    """How tokens are chosen, as the CLI's options say it."""
+class StrategyChoice(Request):
+    """How tokens are chosen: the API's form of the library's decoding `Strategy`, as the CLI's options say it."""
 
-    strategy: Literal["sample", "greedy", "beam"] = "sample"
+    kind: Literal["sample", "greedy", "beam"] = "sample"
     temperature: Annotated[float, Field(ge=0.01, le=100.0)] = SAMPLING_TEMPERATURE
     top_k: Annotated[int, Field(ge=0, le=10_000)] = 0
     top_p: Annotated[float, Field(ge=0.01, le=1.0)] = SAMPLING_TOP_P
     beam: Annotated[int, Field(ge=1, le=MAX_BEAM)] = 5
 
-    def strategy_(self) -> Strategy:
-        if self.strategy == "greedy":
+    def to_strategy(self) -> Strategy:
+        if self.kind == "greedy":
             return GREEDY
-        if self.strategy == "beam":
+        if self.kind == "beam":
             return Strategy(beam=self.beam)
         return Strategy(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
 
 
-SAMPLING_DEFAULT = Decoding()
-GREEDY_DEFAULT = Decoding(strategy="greedy")
+# Each action's default is the CLI's: sample, near and complete sample; the others are greedy
+SAMPLING_DEFAULT = StrategyChoice()
+GREEDY_DEFAULT = StrategyChoice(kind="greedy")
 
 
 class SampleRequest(Request):
     n: Count = 5
-    decoding: Decoding = SAMPLING_DEFAULT
+    strategy: StrategyChoice = SAMPLING_DEFAULT
     tune: Tune = None
     form: Form = None
     seed: Seed = None
@@ -68,7 +70,7 @@ class EncodeRequest(Request):
 
 
 class ReconstructRequest(EncodeRequest):
-    decoding: Decoding = GREEDY_DEFAULT
+    strategy: StrategyChoice = GREEDY_DEFAULT
     form: Form = None
     neighbours: Annotated[int, Field(ge=0, le=20)] = 5
 
@@ -77,7 +79,7 @@ class DecodeRequest(Request):
     """Map points to decode, lifted back to the latent space through the projection."""
 
     points: list[tuple[Coordinate, Coordinate]] = Field(min_length=1, max_length=MAX_POINTS)
-    decoding: Decoding = GREEDY_DEFAULT
+    strategy: StrategyChoice = GREEDY_DEFAULT
     tune: Tune = None
     form: Form = None
     seed: Seed = None
@@ -86,9 +88,9 @@ class DecodeRequest(Request):
 class InterpolateRequest(Request):
     a: Text
     b: Text
-    steps: Annotated[int, Field(ge=2, le=MAX_STEPS)] = 7
+    steps: Annotated[int, Field(ge=2, le=MAX_PATH_POINTS)] = 7
     path: Literal["linear", "slerp"] = "linear"
-    decoding: Decoding = GREEDY_DEFAULT
+    strategy: StrategyChoice = GREEDY_DEFAULT
     tune: Tune = None
     form: Form = None
 
@@ -132,7 +134,7 @@ class MapPoint(BaseModel):
 
 class MapView(BaseModel):
     points: list[MapPoint]
-    source: Literal["corpus", "prior"]
+    source: MapSource
     explained: list[float]  # the share of the codes' variance along each axis
 
 
@@ -157,5 +159,5 @@ class Health(BaseModel):
     model: str
     latent_dim: int
     tunes: bool
-    map_source: Literal["corpus", "prior"]
+    map_source: MapSource
     map_points: int

@@ -1,6 +1,8 @@
 'use strict';
-// vaegen serve: a map of the latent space and the actions on it. No framework: one `state` object,
-// small functions, everything bound from here (the page's CSP allows no inline script or style).
+// vaegen serve: a map of the latent space and the actions on it, a thin client of the JSON API whose schema
+// the server publishes at /openapi.json: it sends what the schema asks and reads what it answers. No
+// framework: one `state` object, one table of actions, small functions, everything bound from here (the
+// page's CSP allows no inline script or style).
 
 const $ = (id) => document.getElementById(id);
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -9,27 +11,87 @@ const state = {
   points: [], // the map's points {x, y, text}, in the order of the circles in #points
   view: { cx: 0, cy: 0, scale: 100 }, // map centre (data units) and screen pixels per data unit
   size: { w: 800, h: 600 }, // the map's size in screen pixels
-  layers: { path: [], near: [], sample: [], ci: [], encoded: [], decoded: [] }, // results drawn on the map
+  layers: { near: [], sample: [], ci: [], encode: [], decode: [], interpolate: [] }, // each action's results on the map
   items: new WeakMap(), // marker element -> the result it shows
-  selected: null, // {text, x?, y?}
-  tunes: [], // [{name, count?, forms: [{form, count?}]}]
+  selected: null, // a Result {text, x, y, ...} or a Neighbour {text, distance}
+  tunes: [], // the API's TuneInfo: [{name, count, forms: [{form, count, share}]}]
   busy: 0, // requests and actions in flight
   drag: null, // {x, y, lastX, lastY, moved, target} while the mouse is down on the map
   frame: 0, // pending animation frame
 };
 
-// Each action: its inputs (hash key -> element id) and what it does. COMMON inputs go with every action.
-const COMMON = { strategy: 'strategy', temperature: 'temperature', top_p: 'top-p', beam: 'beam', tune: 'tune', form: 'form' };
+// Each action: the form that runs it (decode runs on a click on the map), the endpoint it asks, its inputs
+// kept in the URL (hash key -> element id), the buttons that put the selected sentence in one of its inputs,
+// how it builds its request (the tune and strategy are added to every one) and shows the results, and how
+// they are marked on the map (`keep`: added to those before). In drawing order: the later on top.
 const ACTIONS = {
-  encode: { inputs: { text: 'text' }, run: runEncode },
-  interpolate: { inputs: { a: 'a', b: 'b', steps: 'steps', path: 'path' }, run: runInterpolate },
-  near: { inputs: { text: 'near-text', radius: 'radius', n: 'near-n' }, run: runNear },
-  sample: { inputs: { n: 'sample-n', seed: 'seed' }, run: runSample },
-  ci: { inputs: {}, run: runCi },
-  decode: { inputs: {}, run: runDecode }, // takes {x, y}: a click on the map
+  near: {
+    form: 'near-form', endpoint: '/api/near', inputs: { text: 'near-text', radius: 'radius', n: 'near-n' },
+    uses: { 'use-near': 'near-text' },
+    request: () => ({
+      text: readText('near-text', 'around'), n: readNumber('near-n', 'n', true), radius: readNumber('radius', 'radius'),
+    }),
+    show: (results) => fillList('near-list', results),
+    marker: 'near', label: () => '',
+  },
+  sample: {
+    form: 'sample-form', endpoint: '/api/sample', inputs: { n: 'sample-n', seed: 'seed' },
+    request: () => ({
+      n: readNumber('sample-n', 'n', true), form: formChoice(),
+      seed: $('seed').value.trim() === '' ? null : readNumber('seed', 'seed', true),
+    }),
+    show: (results) => fillList('sample-list', results, (r) => [r.tune, r.form].filter(Boolean).join(' · ')),
+    marker: 'sample', label: () => '',
+  },
+  ci: {
+    form: 'tune-section', endpoint: '/api/sample', inputs: {},
+    request: () => ({ n: 1, form: formChoice() }),
+    show: ([r]) => {
+      $('ci-text').textContent = r.text;
+      $('ci-form').textContent = r.form ?? '';
+      $('ci-form').dataset.tune = r.tune ?? '';
+    },
+    marker: 'ci', label: (r) => short(r.text),
+  },
+  encode: {
+    form: 'encode-form', endpoint: '/api/reconstruct', inputs: { text: 'text' }, uses: { 'use-text': 'text' },
+    request: () => ({ texts: [readText('text', 'sentence')] }),
+    show: ([r]) => {
+      $('reconstruction').textContent = r.reconstruction;
+      fillList('neighbours', r.neighbours, (n) => `distance ${n.distance.toFixed(3)}`);
+      select(r);
+    },
+    marker: 'encoded', label: (r) => short(r.text),
+  },
+  decode: {
+    endpoint: '/api/decode', inputs: {}, keep: true,
+    request: ({ x, y }) => ({ points: [readPoint(x, y)], form: formChoice() }),
+    show: ([r]) => {
+      $('decoded-list').append(listItem(r));
+      select(r);
+    },
+    marker: 'decoded', label: (r) => short(r.text),
+  },
+  interpolate: {
+    form: 'interpolate-form', endpoint: '/api/interpolate', inputs: { a: 'a', b: 'b', steps: 'steps', path: 'path' },
+    uses: { 'use-a': 'a', 'use-b': 'b' },
+    request: () => ({
+      a: readText('a', 'A'), b: readText('b', 'B'), steps: readNumber('steps', 'steps', true), path: $('path').value,
+      form: formChoice(),
+    }),
+    show: (results) => fillList('path-steps', results),
+    marker: 'step', label: (r, i) => String(i + 1),
+  },
 };
-const USES = { 'use-a': 'a', 'use-b': 'b', 'use-near': 'near-text', 'use-text': 'text' }; // "use the selected sentence" buttons
-const FORMS = { 'encode-form': 'encode', 'interpolate-form': 'interpolate', 'near-form': 'near', 'sample-form': 'sample', 'tune-section': 'ci' };
+const USES = Object.values(ACTIONS).flatMap((spec) => Object.entries(spec.uses ?? {})); // [button id, input id]
+// Inputs every action uses, kept in the URL with its own (hash key -> element id)
+const COMMON = { strategy: 'strategy', temperature: 'temperature', top_p: 'top-p', beam: 'beam', tune: 'tune', form: 'form' };
+// Inputs that take their default and bounds from the API's schema: element id -> [schema, property]
+const FROM_SCHEMA = {
+  temperature: ['StrategyChoice', 'temperature'], 'top-p': ['StrategyChoice', 'top_p'], beam: ['StrategyChoice', 'beam'],
+  steps: ['InterpolateRequest', 'steps'], radius: ['NearRequest', 'radius'], 'near-n': ['NearRequest', 'n'],
+  'sample-n': ['SampleRequest', 'n'],
+};
 
 const SHAPES = {
   decoded: 'M0,-7L7,0L0,7L-7,0Z',
@@ -39,7 +101,6 @@ const SHAPES = {
   sample: 'M0,-6.5L6,4H-6Z',
   ci: 'M0,-8L2.4,-2.5L8,-2.5L3.5,1L5.2,7L0,3.5L-5.2,7L-3.5,1L-8,-2.5L-2.4,-2.5Z',
 };
-const LABELLED = new Set(['decoded', 'encoded', 'ci']);
 
 // ---- the server ----------------------------------------------------------------------------------
 
@@ -50,32 +111,18 @@ async function api(path, body) {
   setBusy(1);
   try {
     const res = await fetch(path, init).catch((e) => { throw new Error(`cannot reach the server (${e.message})`); });
-    const data = await res.json().catch(() => null);
-    if (!res.ok) throw new Error(detailOf(data) || `${path}: ${res.status} ${res.statusText}`.trim());
-    if (data === null) throw new Error(`${path}: the server sent no JSON`);
-    return data;
+    if (res.ok) return await res.json();
+    const data = await res.json().catch(() => null); // a crash of the server answers plain text
+    throw new Error(detailOf(data) || `${path}: ${res.status} ${res.statusText}`.trim());
   } finally {
     setBusy(-1);
   }
 }
 
+// An error's detail: a message, or the fields a request got wrong (422), each where it is in the body
 function detailOf(data) {
-  const detail = data && data.detail;
-  if (typeof detail === 'string') return detail;
-  if (Array.isArray(detail)) return detail.map((e) => (e && e.msg) || JSON.stringify(e)).join('; ');
-  if (detail) return detail.msg || JSON.stringify(detail);
-  return '';
-}
-
-function results(data) {
-  if (!data || !Array.isArray(data.results)) throw new Error('the server sent no results');
-  return data.results;
-}
-
-function first(data) {
-  const list = results(data);
-  if (!list.length) throw new Error('the server sent no result');
-  return list[0];
+  const detail = data?.detail;
+  return Array.isArray(detail) ? detail.map((e) => `${e.loc.slice(1).join('.')}: ${e.msg}`).join('; ') : detail;
 }
 
 // ---- inputs --------------------------------------------------------------------------------------
@@ -95,13 +142,22 @@ function readNumber(id, label, integer = false) {
   return value;
 }
 
-function decoding() {
-  return {
-    strategy: $('strategy').value,
-    temperature: readNumber('temperature', 'temperature'),
-    top_p: readNumber('top-p', 'top-p'),
-    beam: readNumber('beam', 'beam width', true),
-  };
+// A point of the map from a click, or from a URL someone shared
+function readPoint(x, y) {
+  const point = [x, y].map((v) => (v === null || v === '' ? NaN : Number(v)));
+  if (!point.every(Number.isFinite)) throw new Error('decode: the point needs numeric x and y');
+  return point;
+}
+
+// The strategy chosen; none for each action's default, the CLI's (the API's): sampling to sample, look around
+// a sentence and write ci, greedy to encode, decode and interpolate
+function strategyChoice() {
+  const kind = $('strategy').value;
+  if (kind === 'sample') {
+    return { strategy: { kind, temperature: readNumber('temperature', 'temperature'), top_p: readNumber('top-p', 'top-p') } };
+  }
+  if (kind === 'beam') return { strategy: { kind, beam: readNumber('beam', 'beam width', true) } };
+  return kind ? { strategy: { kind } } : {};
 }
 
 const tuneChoice = () => $('tune').value || null;
@@ -115,66 +171,15 @@ async function perform(name, extra = {}) {
   writeHash(name, spec, extra);
   setBusy(1);
   try {
-    await spec.run(extra);
+    const { results } = await api(spec.endpoint, { ...spec.request(extra), tune: tuneChoice(), ...strategyChoice() });
+    state.layers[name] = spec.keep ? [...state.layers[name], ...results] : results;
+    spec.show(results);
   } catch (e) {
-    showError(e instanceof Error ? e.message : String(e));
+    showError(e.message);
   } finally {
     render();
     setBusy(-1);
   }
-}
-
-async function runDecode({ x, y }) {
-  const point = [x, y].map((v) => (v === null || v === undefined || v === '' ? NaN : Number(v)));
-  if (!point.every(Number.isFinite)) throw new Error('decode: the point needs numeric x and y');
-  const body = { points: [point], decoding: decoding(), tune: tuneChoice(), form: formChoice() };
-  const r = { x: point[0], y: point[1], ...first(await api('/api/decode', body)) };
-  state.layers.decoded.push(r);
-  $('decoded-list').append(listItem(r));
-  select(r);
-}
-
-async function runEncode() {
-  const text = readText('text', 'sentence');
-  const r = first(await api('/api/reconstruct', { texts: [text], decoding: decoding(), tune: tuneChoice() }));
-  state.layers.encoded = [r];
-  $('reconstruction').textContent = r.reconstruction ?? '';
-  fillList('neighbours', r.neighbours || [], (n) => (n.distance == null ? '' : `distance ${Number(n.distance).toFixed(3)}`));
-  select({ ...r, text: r.text || text });
-}
-
-async function runInterpolate() {
-  const body = {
-    a: readText('a', 'A'), b: readText('b', 'B'), steps: readNumber('steps', 'steps', true), path: $('path').value,
-    decoding: decoding(), tune: tuneChoice(), form: formChoice(),
-  };
-  state.layers.path = results(await api('/api/interpolate', body));
-  fillList('path-steps', state.layers.path);
-}
-
-async function runNear() {
-  const body = {
-    text: readText('near-text', 'around'), n: readNumber('near-n', 'n', true), radius: readNumber('radius', 'radius'),
-    decoding: decoding(), tune: tuneChoice(),
-  };
-  state.layers.near = results(await api('/api/near', body));
-  fillList('near-list', state.layers.near, (r) => (r.distance == null ? '' : `distance ${Number(r.distance).toFixed(3)}`));
-}
-
-async function runSample() {
-  const seed = $('seed').value.trim() === '' ? null : readNumber('seed', 'seed', true);
-  const body = { n: readNumber('sample-n', 'n', true), decoding: decoding(), tune: tuneChoice(), form: formChoice(), seed };
-  state.layers.sample = results(await api('/api/sample', body));
-  fillList('sample-list', state.layers.sample, (r) => [r.tune, r.form].filter(Boolean).join(' · '));
-}
-
-async function runCi() {
-  if (!state.tunes.length) throw new Error('this model writes no ci by tune');
-  const r = first(await api('/api/sample', { n: 1, tune: tuneChoice(), form: formChoice(), decoding: decoding() }));
-  state.layers.ci = [r];
-  $('ci-text').textContent = r.text ?? '';
-  $('ci-form').textContent = r.form ?? '';
-  $('ci-form').dataset.tune = r.tune ?? '';
 }
 
 // ---- state in the URL ----------------------------------------------------------------------------
@@ -191,12 +196,12 @@ function writeHash(name, spec, extra) {
 async function applyHash() {
   const params = new URLSearchParams(location.hash.slice(1));
   const name = params.get('action');
-  if (!name || !Object.prototype.hasOwnProperty.call(ACTIONS, name)) return;
+  if (!Object.hasOwn(ACTIONS, name)) return;
   for (const [key, id] of Object.entries({ ...COMMON, ...ACTIONS[name].inputs })) {
     if (params.has(key)) $(id).value = params.get(key);
     if (key === 'tune') fillForms(); // the form select holds the tune's forms: fill it before choosing one
   }
-  updateDecodingUI();
+  updateStrategyUI();
   await perform(name, name === 'decode' ? { x: params.get('x'), y: params.get('y') } : {});
 }
 
@@ -221,7 +226,7 @@ function clearError() {
 function listItem(item, meta = '') {
   const li = document.createElement('li');
   li.className = 'sentence';
-  li.textContent = item.text ?? '';
+  li.textContent = item.text;
   if (meta) li.dataset.meta = meta; // shown by CSS after the sentence, so textContent stays the sentence
   li.addEventListener('click', () => select(item));
   return li;
@@ -233,15 +238,15 @@ function fillList(id, items, meta = () => '') {
 
 function select(item) {
   state.selected = item;
-  $('selected-text').textContent = item.text ?? '';
+  $('selected-text').textContent = item.text;
   $('selected-text').classList.remove('placeholder');
-  for (const id of Object.keys(USES)) $(id).disabled = false;
+  for (const [button] of USES) $(button).disabled = false;
   scheduleRender();
 }
 
 function useSelected(id) {
   if (!state.selected) return;
-  $(id).value = state.selected.text ?? '';
+  $(id).value = state.selected.text;
   $(id).focus();
 }
 
@@ -252,89 +257,62 @@ function option(value, label) {
   return o;
 }
 
-function updateDecodingUI() {
-  const strategy = $('strategy').value;
-  $('temperature-field').classList.toggle('dim', strategy !== 'sample');
-  $('top-p-field').classList.toggle('dim', strategy !== 'sample');
-  $('beam-field').classList.toggle('dim', strategy !== 'beam');
+function updateStrategyUI() {
+  const kind = $('strategy').value;
+  $('temperature-field').classList.toggle('dim', kind !== 'sample');
+  $('top-p-field').classList.toggle('dim', kind !== 'sample');
+  $('beam-field').classList.toggle('dim', kind !== 'beam');
 }
 
 // ---- loading -------------------------------------------------------------------------------------
+
+async function loadSchema() {
+  const { components } = await api('/openapi.json');
+  for (const [id, [schema, property]] of Object.entries(FROM_SCHEMA)) {
+    const { default: value, minimum, maximum } = components.schemas[schema].properties[property];
+    if (value !== undefined) $(id).value = value;
+    if (minimum !== undefined) $(id).min = minimum;
+    if (maximum !== undefined) $(id).max = maximum;
+  }
+}
 
 async function loadHealth() {
   try {
     const h = await api('/api/health');
     const source = h.map_source === 'prior' ? 'sentences decoded from the prior' : 'corpus sentences';
-    $('status').textContent = [
-      `model ${h.model ?? '?'}`, h.latent_dim && `${h.latent_dim}-d latent`, h.map_points && `map: ${h.map_points} ${source}`,
-    ].filter(Boolean).join(' · ');
+    $('status').textContent = `model ${h.model} · ${h.latent_dim}-d latent · map: ${h.map_points} ${source}`;
   } catch (e) {
     $('status').textContent = 'server not reachable';
-    showError(e.message);
+    throw e;
   }
 }
 
 async function loadMap() {
-  try {
-    const data = await api('/api/map');
-    state.points = (data.points || []).filter(hasPos);
-    const [e1, e2] = data.explained || [];
-    $('axis-x').textContent = axisLabel(1, e1);
-    $('axis-y').textContent = axisLabel(2, e2);
-  } catch (e) {
-    showError(`map: ${e.message}`);
-  }
+  const { points, explained } = await api('/api/map');
+  state.points = points;
+  $('axis-x').textContent = axisLabel(1, explained[0]);
+  $('axis-y').textContent = axisLabel(2, explained[1]);
   drawPoints();
   fitView();
 }
 
 async function loadTunes() {
-  let data = [];
-  try {
-    data = await api('/api/tunes');
-  } catch {
-    // a model without tunes may have no /api/tunes: the section stays hidden
-  }
-  state.tunes = normaliseTunes(data);
+  state.tunes = (await api('/api/tunes')).tunes; // none for a model without tunes: the section stays hidden
   $('tune-section').hidden = state.tunes.length === 0;
-  $('tune').replaceChildren(option('', '— no tune —'),
-    ...state.tunes.map((t) => option(t.name, t.count ? `${t.name} (${t.count})` : t.name)));
+  $('tune').replaceChildren(option('', '— no tune —'), ...state.tunes.map((t) => option(t.name, `${t.name} (${t.count})`)));
   fillForms();
 }
 
-// Accepts [{name, count, forms: [[form, count]] | [{form, count}] | [form]}], ["name"], {"tunes": [...]} or {name: forms}.
-function normaliseTunes(data) {
-  let list = [];
-  if (Array.isArray(data)) list = data;
-  else if (data && Array.isArray(data.tunes)) list = data.tunes;
-  else if (data && typeof data === 'object') list = Object.entries(data).map(([name, forms]) => ({ name, forms }));
-  return list
-    .map((t) => (typeof t === 'string' ? { name: t, forms: [] }
-      : { name: String(t.name ?? t.tune ?? ''), count: t.count, forms: (Array.isArray(t.forms) ? t.forms : []).map(normaliseForm) }))
-    .filter((t) => t.name);
-}
-
-function normaliseForm(f) {
-  if (typeof f === 'string') return { form: f };
-  if (Array.isArray(f)) return { form: String(f[0]), count: f[1] };
-  return { form: String(f.form ?? ''), count: f.count };
-}
+const axisLabel = (i, share) => `PC${i} (${Math.round(share * 100)}% of variance)`; // share: 0..1
 
 function fillForms() {
   const tune = state.tunes.find((t) => t.name === $('tune').value);
   $('form').replaceChildren(option('', 'drawn by frequency'),
-    ...(tune ? tune.forms : []).map((f) => option(f.form, f.count ? `${f.form} (${f.count})` : f.form)));
-}
-
-function axisLabel(i, share) {
-  const v = Number(share);
-  if (share == null || !Number.isFinite(v)) return `PC${i}`;
-  return `PC${i} (${Math.round(v <= 1 ? v * 100 : v)}% of variance)`;
+    ...(tune ? tune.forms : []).map((f) => option(f.form, `${f.form} (${f.count})`)));
 }
 
 // ---- the map -------------------------------------------------------------------------------------
 
-const hasPos = (p) => p && Number.isFinite(p.x) && Number.isFinite(p.y);
 const f1 = (v) => v.toFixed(1);
 const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
 
@@ -343,7 +321,7 @@ function circlePath(r) {
 }
 
 function short(text, n = 12) {
-  const chars = Array.from(text ?? '');
+  const chars = Array.from(text);
   return chars.length > n ? `${chars.slice(0, n).join('')}…` : chars.join('');
 }
 
@@ -410,16 +388,16 @@ function renderPoints() {
 
 function renderOverlay() {
   const nodes = [];
-  const line = state.layers.path.filter(hasPos);
-  if (line.length > 1) {
-    nodes.push(svg('polyline', { class: 'path-line', points: line.map((p) => toScreen(p.x, p.y).map(f1).join(',')).join(' ') }));
+  const path = state.layers.interpolate;
+  if (path.length > 1) {
+    nodes.push(svg('polyline', { class: 'path-line', points: path.map((p) => toScreen(p.x, p.y).map(f1).join(',')).join(' ') }));
   }
-  for (const kind of ['near', 'sample', 'ci', 'encoded', 'decoded']) {
-    for (const p of state.layers[kind].filter(hasPos)) nodes.push(marker(kind, p, LABELLED.has(kind) ? short(p.text) : ''));
+  for (const [name, spec] of Object.entries(ACTIONS)) {
+    state.layers[name].forEach((r, i) => nodes.push(marker(spec.marker, r, spec.label(r, i))));
   }
-  state.layers.path.forEach((p, i) => hasPos(p) && nodes.push(marker('step', p, String(i + 1))));
-  if (hasPos(state.selected)) {
-    const [sx, sy] = toScreen(state.selected.x, state.selected.y);
+  const chosen = state.selected;
+  if (chosen && chosen.x !== undefined) { // a result, not a neighbour (which has no place on the map)
+    const [sx, sy] = toScreen(chosen.x, chosen.y);
     nodes.push(svg('circle', { class: 'selected-ring', cx: f1(sx), cy: f1(sy), r: 11 }));
   }
   $('overlay').replaceChildren(...nodes);
@@ -427,8 +405,8 @@ function renderOverlay() {
 
 function marker(kind, p, label) {
   const [sx, sy] = toScreen(p.x, p.y);
-  const g = svg('g', { class: `marker ${kind}`, transform: `translate(${f1(sx)},${f1(sy)})`, 'data-text': p.text ?? '' });
-  g.append(svg('title', {}, p.text ?? ''), svg('path', { d: SHAPES[kind] }));
+  const g = svg('g', { class: `marker ${kind}`, transform: `translate(${f1(sx)},${f1(sy)})`, 'data-text': p.text });
+  g.append(svg('title', {}, p.text), svg('path', { d: SHAPES[kind] }));
   if (label) g.append(svg('text', kind === 'step' ? { class: 'step-number', y: 3.5 } : { class: 'label', x: 10, y: 4 }, label));
   state.items.set(g, p);
   return g;
@@ -497,7 +475,7 @@ function showTooltip(target, x, y) {
   const hit = hitOf(target);
   const tip = $('tooltip');
   if (!hit) return hideTooltip();
-  tip.textContent = hit.text ?? '';
+  tip.textContent = hit.text;
   tip.hidden = false;
   const top = y + 16 + tip.offsetHeight > state.size.h ? y - tip.offsetHeight - 10 : y + 16;
   tip.style.left = `${clamp(x + 14, 4, Math.max(4, state.size.w - tip.offsetWidth - 4))}px`;
@@ -511,14 +489,14 @@ function hideTooltip() {
 // ---- start ---------------------------------------------------------------------------------------
 
 function bindControls() {
-  for (const [id, name] of Object.entries(FORMS)) {
-    $(id).addEventListener('submit', (e) => { e.preventDefault(); perform(name); });
+  for (const [name, spec] of Object.entries(ACTIONS)) {
+    if (spec.form) $(spec.form).addEventListener('submit', (e) => { e.preventDefault(); perform(name); });
   }
+  for (const [button, input] of USES) $(button).addEventListener('click', () => useSelected(input));
   $('tune').addEventListener('change', fillForms);
-  $('strategy').addEventListener('change', updateDecodingUI);
-  for (const [button, input] of Object.entries(USES)) $(button).addEventListener('click', () => useSelected(input));
+  $('strategy').addEventListener('change', updateStrategyUI);
   $('clear-decoded').addEventListener('click', () => {
-    state.layers.decoded = [];
+    state.layers.decode = [];
     $('decoded-list').replaceChildren();
     render();
   });
@@ -543,11 +521,11 @@ async function init() {
   try {
     bindControls();
     bindMap();
-    updateDecodingUI();
-    await Promise.all([loadHealth(), loadMap(), loadTunes()]);
+    updateStrategyUI();
+    await Promise.all([loadSchema(), loadHealth(), loadMap(), loadTunes()]);
     await applyHash();
   } catch (e) {
-    showError(e instanceof Error ? e.message : String(e));
+    showError(e.message);
   } finally {
     setBusy(-1);
   }

@@ -1,0 +1,144 @@
+"""The one checkpoint file every command reads: config, tokenizer bytes, weights, training state.
+
+The file is a `torch.save` of plain values and tensors only, so it loads with
+`torch.load(weights_only=True)`: a file that tries to run code is refused, not executed. Writes are atomic
+(`files.write_atomically`), so a crash at any moment leaves either the old file or the new one,
+never half of one. See docs/checkpoint.md.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import pickletools
+import warnings
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+
+from vaegen.core.config import Config
+from vaegen.core.errors import CheckpointError, ConfigError
+from vaegen.core.files import write_atomically
+from vaegen.core.labels import Labels
+from vaegen.core.model import SentenceVAE
+from vaegen.core.tokenizer import Tokenizer
+
+FORMAT = "vaegen-checkpoint"
+# 2 added "labels" (conditional models), version 1 files reading as models without labels; 3: a form-aware decoder
+# (model.form_dim > 0) reads the first rhyme's group and scores characters for it, so its version 2 files cannot be read
+VERSION = 3
+TRAIN_HINT = "train one with `vaegen train CORPUS` or pass --checkpoint FILE"
+BUNDLED = Path(__file__).resolve().parents[1] / "models" / "songci-lines.pt"  # see vaegen/models/README.md
+BUNDLED_TUNES = BUNDLED.with_name("songci-ci.pt")  # whole ci by tune: what --tune and `vaegen tunes` fall back to
+
+
+def save(path: Path, config: Config, tokenizer: Tokenizer, weights: dict[str, torch.Tensor],
+         train_state: dict[str, Any], labels: Labels | None = None) -> None:
+    """Write atomically: temporary file, fsync, rename. `weights` is a model state_dict; `labels` those of
+    a conditional model."""
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": config.to_dict(),
+        "tokenizer": tokenizer.model_bytes,
+        "labels": labels.as_payload() if labels is not None else None,
+        "model": {name: tensor.detach().cpu() for name, tensor in weights.items()},
+        "train_state": train_state,
+    }
+    write_atomically(path, lambda handle: torch.save(payload, handle))
+
+
+def export(source: Path, target: Path, half: bool = False) -> None:
+    """Write a checkpoint for generation alone: the best weights (in float16 with `half`), config,
+    tokenizer and the record of how training went, without the state for resuming (the latest
+    weights and Adam's moments, two thirds of a training checkpoint)."""
+    payload = read(source)
+    kept = {key: payload.get("train_state", {}).get(key) for key in ("step", "epoch", "seconds", "corpus", "valid")}
+    weights = {name: tensor.half() if half and tensor.is_floating_point() else tensor
+               for name, tensor in payload["model"].items()}
+    exported = {**payload, "model": weights, "train_state": kept}
+    write_atomically(target, lambda handle: torch.save(exported, handle))
+
+
+def _calls_code(path: Path) -> bool:
+    """Whether a plain pickle would call a function when loaded; pickletools only reads opcodes, runs nothing."""
+    calls = {"REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX"}
+    try:
+        with path.open("rb") as handle:
+            return any(opcode.name in calls for opcode, _, _ in pickletools.genops(handle))
+    except Exception:  # noqa: BLE001 -- not a well-formed pickle: random bytes, a cut file
+        return False
+
+
+def read(path: Path) -> dict[str, Any]:
+    """Load and check the payload, turning every way a file can be wrong into a CheckpointError."""
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist; {TRAIN_HINT}")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory; pass the .pt file written by `vaegen train`")
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path} ({exc.strerror}); check its permissions")
+    with handle:
+        try:
+            with warnings.catch_warnings():  # torch warns about foreign pickle protocols; the errors below say more
+                warnings.simplefilter("ignore")
+                payload = torch.load(handle, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            if "GLOBAL" in str(exc) or _calls_code(path):
+                raise CheckpointError(f"refused to load {path}: it holds Python objects that would run code; "
+                                      f"vaegen loads only its own checkpoints")
+            raise CheckpointError(f"{path} is not a readable vaegen checkpoint (damaged or not a checkpoint); retrain or re-download it")
+        except Exception:  # noqa: BLE001 -- torch raises many types for a cut or corrupted archive
+            raise CheckpointError(f"{path} is not a readable vaegen checkpoint (truncated or damaged); retrain or re-download it")
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a vaegen checkpoint (no vaegen format tag); pass a file written by `vaegen train`")
+    version = payload.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise CheckpointError(f"{path} has checkpoint format version {version!r}, newer than this vaegen reads ({VERSION}); upgrade vaegen")
+    return payload
+
+
+class Loaded(NamedTuple):
+    config: Config
+    tokenizer: Tokenizer
+    model: SentenceVAE
+    train_state: dict[str, Any]
+    labels: Labels | None  # a conditional model's labels
+
+
+def load(path: Path, device: torch.device | str = "cpu") -> Loaded:
+    """A ready model (in eval mode, on `device`) with its tokenizer and config; no other file needed."""
+    payload = read(path)
+    try:
+        config = Config.from_dict(payload["config"], source=f"{path} config")
+        if config.model.form_dim and payload["version"] < 3:
+            raise CheckpointError(f"{path} holds a form-aware model of checkpoint format {payload['version']}, whose "
+                                  "decoder read the first rhyme's character; this vaegen's reads its rhyme group: "
+                                  "retrain it (vaegen train ... --config configs/songci-ci.toml)")
+        tokenizer = Tokenizer(bytes(payload["tokenizer"]))
+        labels = Labels.from_payload(payload["labels"]) if payload.get("labels") is not None else None
+        model = SentenceVAE(config.model, tokenizer.vocab_size, len(labels) if labels is not None else 0)
+        model.load_state_dict(payload["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError, ConfigError) as exc:
+        raise CheckpointError(f"{path} is a damaged vaegen checkpoint ({str(exc).splitlines()[0]}); retrain or re-download it")
+    return Loaded(config, tokenizer, model.to(device).eval(), payload.get("train_state", {}), labels)
+
+
+def locate(path: Path | None, by_tune: bool = False) -> Path:
+    """The checkpoint to use: the one named, else $VAEGEN_CHECKPOINT, else ./vaegen.pt, else a Song ci
+    model that ships with vaegen, so that generation works right after installation: the lines model
+    (BUNDLED), or where a tune is asked for (`by_tune`), the model of whole ci by tune (BUNDLED_TUNES)."""
+    if path is not None:
+        return path
+    if env := os.environ.get("VAEGEN_CHECKPOINT"):
+        return Path(env)
+    default = Path("vaegen.pt")
+    if default.exists():
+        return default
+    bundled = BUNDLED_TUNES if by_tune else BUNDLED
+    if bundled.exists():
+        return bundled
+    raise CheckpointError(f"no checkpoint: neither --checkpoint, $VAEGEN_CHECKPOINT nor ./vaegen.pt; {TRAIN_HINT}")
