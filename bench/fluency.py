@@ -1,5 +1,5 @@
 """Decoding strategies judged for fluency: N samples of one checkpoint under each strategy, their perplexity
-under an n-gram judge of the training text (vaegen.fluency) and their diversity, beside held-out human text's.
+under an n-gram judge of the training text (vaegen.eval.fluency) and their diversity, beside held-out human text's.
 
     python bench/fluency.py --checkpoint vaegen/models/songci-lines.pt --train data/songci/train.txt
         --held-out data/songci/test.txt [--n 500] [--seed 0] [--show 10] [--out FILE]

@@ -1,5 +1,5 @@
 """Whole Song ci by tune: format, rhyme, diversity and copying of samples from a conditional model,
-beside the training ci of the same tunes measured the same way (vaegen.ci_metrics).
+beside the training ci of the same tunes measured the same way (vaegen.songci.ci_metrics).
 
     python bench/songci.py --checkpoint runs/songci-ci/vae.pt [--train data/songci/ci.train.tsv]
         [--tunes 50] [--per-tune 5] [--top-p 1.0] [--temperature 1.0] [--rhyme] [--seed 0] [--show 10] [--out FILE]
@@ -81,9 +81,9 @@ def main() -> None:
     forms = [g.form or "" for ci in samples.values() for g in ci]  # each drawn by the tune's frequency
     chosen = {tune.name for tune in tunes}
     training = [text for name, text in zip(names, texts) if name in chosen]
-    by_tune = {tune.name: [text for name, text in zip(names, texts) if name == tune.name] for tune in tunes}
+    texts_of = {tune.name: [text for name, text in zip(names, texts) if name == tune.name] for tune in tunes}
     rng = random.Random(args.seed)
-    reference = [text for tune in tunes for text in rng.sample(by_tune[tune.name], min(args.per_tune, tune.count))]
+    reference = [text for tune in tunes for text in rng.sample(texts_of[tune.name], min(args.per_tune, tune.count))]
     copied, counted = copied_share(generated, texts)
     held = set(reference)
     own_copied, own_counted = copied_share(reference, [text for text in texts if text not in held])

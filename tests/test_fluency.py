@@ -1,4 +1,4 @@
-"""The fluency judge (vaegen.fluency): an n-gram model of the training text that prefers real text to
+"""The fluency judge (vaegen.eval.fluency): an n-gram model of the training text that prefers real text to
 shuffled, gives every text a finite perplexity, is the same fit after fit and from its cache, and
 reports diversity figures that are what they must be for a repeated text."""
 
@@ -13,7 +13,7 @@ from conftest import chinese_lines, english_lines
 
 pytest.importorskip("nltk")
 
-from vaegen.core import metrics  # after the skip: vaegen.fluency needs nltk
+from vaegen.core import metrics  # after the skip: vaegen.eval.fluency needs nltk
 from vaegen.eval import fluency
 
 

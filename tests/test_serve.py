@@ -202,9 +202,11 @@ def test_the_factory_loads_what_the_environment_names(tmp_path: Path, monkeypatc
 def test_the_settings_are_read_and_checked() -> None:
     assert Settings.from_environment({}) == Settings()
     assert Settings.from_environment({"VAEGEN_DEVICE": "", "VAEGEN_MAP_POINTS": "200"}) == Settings(map_points=200)
-    for points in ("many", "3", "-50"):
+    for points in ("many", "3", "-50", "5001"):
         with pytest.raises(VaegenError, match="VAEGEN_MAP_POINTS"):
             Settings.from_environment({"VAEGEN_MAP_POINTS": points})
+    with pytest.raises(VaegenError, match="VAEGEN_MAP_CORPUS"):
+        Settings.from_environment({"VAEGEN_MAP_CORPUS": "/no/such/corpus.txt"})
 
 
 def test_serve_refuses_a_bad_checkpoint_in_one_line_from_the_factory(

@@ -176,8 +176,6 @@ def load_model(checkpoint: Path | None, device: str | torch.device | None, by_tu
     from vaegen.generate.generator import load
 
     location = checkpoints.locate(checkpoint, by_tune)
-    if location in (checkpoints.BUNDLED, checkpoints.BUNDLED_TUNES):
-        which = "whole Song ci by tune" if location == checkpoints.BUNDLED_TUNES else "Song ci lines"
-        note(f"no --checkpoint, $VAEGEN_CHECKPOINT or ./vaegen.pt: using the {which} model that ships "
-             f"with vaegen; train your own with `vaegen train CORPUS`")
+    if (shipped := checkpoints.shipped_note(checkpoint, location)) is not None:
+        note(shipped)
     return load(location, device)

@@ -27,16 +27,15 @@ from typing import Annotated
 import typer
 
 from vaegen.cli.options import CheckpointOption, DeviceOption, note
+from vaegen.core.config import MAP_POINTS, MAX_MAP_POINTS, MIN_MAP_POINTS
 from vaegen.core.errors import VaegenError
-
-MAX_MAP_POINTS = 5_000
 
 
 def serve(
     corpus: Annotated[Path | None, typer.Option(show_default=False, help="Draw the map from this corpus's sentences "
                                                 "(one per line, or 'tune<TAB>text'; up to --points of them, drawn "
                                                 "evenly). Default: sentences the model samples from its prior.")] = None,
-    points: Annotated[int, typer.Option(min=10, max=MAX_MAP_POINTS, help="Sentences on the map.")] = 1_000,
+    points: Annotated[int, typer.Option(min=MIN_MAP_POINTS, max=MAX_MAP_POINTS, help="Sentences on the map.")] = MAP_POINTS,
     host: Annotated[str, typer.Option(help="Address to listen on. Anything but a loopback address exposes the "
                                       "model to the network (a warning says so).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65_535, help="Port to listen on.")] = 8000,

@@ -2,7 +2,7 @@
 
 `train` turns its options into config overrides, settles the config (a new run's, or the saved run's
 for --resume), refuses what would fail or crawl before any work starts (an unwritable --out, bf16
-without native support), reads the corpus and hands everything to `train.fit`.
+without native support), reads the corpus and hands everything to `train.loop.fit`.
 """
 
 from __future__ import annotations

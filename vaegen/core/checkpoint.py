@@ -127,6 +127,15 @@ def load(path: Path, device: torch.device | str = "cpu") -> Loaded:
     return Loaded(config, tokenizer, model.to(device).eval(), payload.get("train_state", {}), labels)
 
 
+def shipped_note(named: Path | None, location: Path) -> str | None:
+    """What to tell a user who named no model (`named`) and got one that ships with vaegen; else None."""
+    if named is not None or location not in (BUNDLED, BUNDLED_TUNES):
+        return None
+    which = "whole Song ci by tune" if location == BUNDLED_TUNES else "Song ci lines"
+    return (f"no --checkpoint, $VAEGEN_CHECKPOINT or ./vaegen.pt: using the {which} model that ships with vaegen; "
+            "train your own with `vaegen train CORPUS`")
+
+
 def locate(path: Path | None, by_tune: bool = False) -> Path:
     """The checkpoint to use: the one named, else $VAEGEN_CHECKPOINT, else ./vaegen.pt, else a Song ci
     model that ships with vaegen, so that generation works right after installation: the lines model

@@ -20,13 +20,15 @@ TOKENIZER_MODELS = ("auto", "unigram", "bpe", "char", "word")
 ANNEAL_SCHEDULES = ("logistic", "linear", "cyclical", "constant")
 PRECISIONS = ("fp32", "bf16", "auto")  # auto: bf16 where the device has native bfloat16 arithmetic, else fp32
 LR_SCHEDULES = ("constant", "linear", "cosine")
-INTERPOLATION_PATHS = ("linear", "slerp")  # straight line, great circle (vaegen.latent.path)
+INTERPOLATION_PATHS = ("linear", "slerp")  # straight line, great circle (vaegen.generate.latent.path)
 # The default decoding of the sampling commands and of `vaegen serve`, when nothing else shapes sampling: of the
 # strategies measured, the one closest to held-out human text in judge perplexity and distinct-2
 # (`fluency.human_gap`), and the only one within both tolerances for the Song ci lines model (docs/BENCHMARKS.md,
 # "Fluency and decoding strategies")
 SAMPLING_TEMPERATURE = 0.85
 SAMPLING_TOP_P = 1.0
+# Sentences on the map `vaegen serve` draws: its axes need a few codes, and each costs a decoding at the first start
+MAP_POINTS, MIN_MAP_POINTS, MAX_MAP_POINTS = 1_000, 10, 5_000
 
 
 @dataclass
@@ -64,7 +66,7 @@ class ModelConfig:
     tie_embeddings: bool = False  # the output layer reuses the embedding matrix (needs embed_dim == hidden_dim)
     bn_gamma: float = 0.0  # BN-VAE (Zhu et al., 2020): batch-normalised posterior means with this fixed scale; 0 = off
     label_dim: int = 0  # > 0: conditional VAE on "label<TAB>text" lines; the label's embedding (Song ci: the tune)
-    form_dim: int = 0  # > 0: the decoder reads where it stands in the ci's form at every step (vaegen.form_inputs)
+    form_dim: int = 0  # > 0: the decoder reads where it stands in the ci's form at every step (vaegen.songci.form_inputs)
 
 
 @dataclass

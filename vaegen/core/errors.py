@@ -29,7 +29,7 @@ class TrainingError(VaegenError):
 
 
 class Interrupted(VaegenError):
-    """Ctrl-C or SIGTERM stopped training after a resumable checkpoint was written."""
+    """Ctrl-C or SIGTERM stopped the work: training after writing a resumable checkpoint, a server while it loads."""
 
     exit_code = 130  # the shell's code for a process stopped by SIGINT
     prefix = ""

@@ -5,8 +5,8 @@ Every file vaegen writes (checkpoints, metrics logs, caches, --output files, plo
 `write_atomically`: a temporary file beside the target, fsynced, renamed over it, then the directory
 fsynced so the rename itself survives a power cut. `check_writable` refuses a bad output path before
 an hour of training rather than after it. The cache ($VAEGEN_CACHE_DIR, default ~/.cache/vaegen) holds a
-corpus's token ids, the fluency judge and the served map (`cached`): an entry that cannot be read is
-rebuilt, and one that cannot be written costs only the reuse.
+corpus's token ids (`store`), the fluency judge and the served map (`cached`): an entry that cannot be
+read is rebuilt, and one that cannot be written costs only the reuse.
 """
 
 from __future__ import annotations
@@ -82,13 +82,15 @@ def cache_key(*parts: str | bytes) -> str:
     return digest.hexdigest()[:32]
 
 
-def store(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write a cache file atomically; a cache that cannot be written (read-only home, full disk) is skipped."""
+def store(path: Path, write: Callable[[BinaryIO], object]) -> bool:
+    """Write a cache file atomically; a cache that cannot be written (read-only home, full disk) is skipped:
+    whether it was written."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(path, write)
     except OSError:
-        pass
+        return False
+    return True
 
 
 def cached(path: Path, read: Callable[[Path], T | None], build: Callable[[], T],

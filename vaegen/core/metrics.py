@@ -146,7 +146,7 @@ def principal_axes(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, lis
     mean = codes.mean(dim=0)
     _, singular, vh = torch.linalg.svd(codes - mean, full_matrices=False)
     variance = singular**2
-    axes = torch.zeros(2, codes.size(1))
+    axes = torch.zeros(2, codes.size(1), dtype=codes.dtype)
     shares = [0.0, 0.0]
     for i in range(min(2, len(vh))):
         axes[i] = vh[i]

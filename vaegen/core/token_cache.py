@@ -87,8 +87,8 @@ def cached_encode(tokenizer: Tokenizer, lines: list[str], corpus_fingerprint: st
     if cached is not None:
         return cached[0], cached[1], True
     arrays, cut = encode_lines(tokenizer, lines, max_length)
-    store(base.with_suffix(".ids.npy"), lambda handle: np.save(handle, arrays.ids))
-    store(base.with_suffix(".offsets.npy"), lambda handle: np.save(handle, arrays.offsets))
     summary = {"sentences": len(arrays), "tokens": int(arrays.offsets[-1]), "truncated": cut}
-    store(meta, lambda handle: handle.write(json.dumps(summary).encode()))
+    if (store(base.with_suffix(".ids.npy"), lambda handle: np.save(handle, arrays.ids))
+            and store(base.with_suffix(".offsets.npy"), lambda handle: np.save(handle, arrays.offsets))):
+        store(meta, lambda handle: handle.write(json.dumps(summary).encode()))  # only after both arrays
     return arrays, cut, False

@@ -64,9 +64,9 @@ def draw_run(log: Path, model: SentenceGenerator | None, lines: list[str] | None
 
     if project:
         assert model is not None and lines is not None
-        mu = model.encode(lines, tunes).mu.float().cpu()
+        mu = model.encode(lines, tunes).mu.double().cpu()
         mean, directions, _ = principal_axes(mu)
-        xy = (mu - mean) @ directions.T
+        xy = ((mu - mean) @ directions.T).float()
         lengths = [len(ids) for ids in model.tokenizer.encode(lines)]
         ax = axes[2]
         dots = ax.scatter(xy[:, 0], xy[:, 1], c=lengths, s=4, cmap="viridis", alpha=0.7)

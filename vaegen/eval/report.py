@@ -33,7 +33,7 @@ from vaegen.songci.forms import form_of
 from vaegen.songci.tunes import form_probability
 from vaegen.train.validation import describe_mi
 
-if TYPE_CHECKING:  # vaegen.fluency needs nltk, an optional extra
+if TYPE_CHECKING:  # vaegen.eval.fluency needs nltk, an optional extra
     from vaegen.eval.fluency import FluencyReport, Judge
 
 IW_TOKENS = 8192  # decoder tokens scored at once by the importance-weighted estimate: bounds memory

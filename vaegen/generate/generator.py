@@ -227,9 +227,9 @@ def generations(texts: list[str], logprobs: torch.Tensor, z: torch.Tensor, tunes
                 forms: list[str] | None = None) -> list[Generation]:
     """`Generation`s, each with its tune and form where given ("" for no form reads as None)."""
     names: list[str | None] = list(tunes) if tunes is not None else [None] * len(texts)
-    held: list[str | None] = [form or None for form in forms] if forms is not None else [None] * len(texts)
+    written: list[str | None] = [form or None for form in forms] if forms is not None else [None] * len(texts)
     return [Generation(text, logprob, code, tune, form)
-            for text, logprob, code, tune, form in zip(texts, logprobs.tolist(), z.tolist(), names, held)]
+            for text, logprob, code, tune, form in zip(texts, logprobs.tolist(), z.tolist(), names, written)]
 
 
 def load(path: str | Path | None = None, device: str | torch.device | None = None, *,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 
 from vaegen.serve import schemas as s
 from vaegen.serve.gate import ModelGate
@@ -20,7 +20,10 @@ def get_service(request: Request) -> Service:
 
 
 def get_gate(request: Request) -> ModelGate:
-    gate: ModelGate = request.app.state.gate
+    """The gate the lifespan opened; a server run without its lifespan has none, and says so."""
+    gate: ModelGate | None = getattr(request.app.state, "gate", None)
+    if gate is None:
+        raise HTTPException(503, "the model's worker is not running: serve the application with its lifespan on")
     return gate
 
 

@@ -23,7 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from vaegen.core.errors import VaegenError
+from vaegen.core.errors import Interrupted, VaegenError
 from vaegen.serve.api import router
 from vaegen.serve.gate import ModelGate
 from vaegen.serve.service import Service, load_service
@@ -61,16 +61,9 @@ async def user_error(_: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, 400)
 
 
-class LoadInterrupted(VaegenError):
-    """Ctrl-C while the model or its map loads."""
-
-    exit_code = 130  # the shell's code for a process stopped by SIGINT
-    prefix = ""
-
-
 @contextmanager
 def interruptible() -> Iterator[None]:
-    """Ctrl-C (as `LoadInterrupted`) and SIGTERM stop the block at once, whatever handlers were there before."""
+    """Ctrl-C (as `Interrupted`) and SIGTERM stop the block at once, whatever handlers were there before."""
     if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
         yield
         return
@@ -79,7 +72,7 @@ def interruptible() -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        raise LoadInterrupted("interrupted") from None
+        raise Interrupted("interrupted") from None
     finally:
         for number, handler in held.items():
             if handler is not None:  # None: a handler not set from Python, which cannot be put back

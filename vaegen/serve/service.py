@@ -97,9 +97,8 @@ def load_service(settings: Settings) -> Service:
     cached; notes on stderr say which shipped model is used and when the server is ready."""
     started = time.perf_counter()
     location = checkpoint.locate(settings.checkpoint, by_tune=True)
-    if settings.checkpoint is None and location == checkpoint.BUNDLED_TUNES:
-        note("no --checkpoint, $VAEGEN_CHECKPOINT or ./vaegen.pt: using the whole Song ci by tune model that ships "
-             "with vaegen; train your own with `vaegen train CORPUS`")
+    if (shipped := checkpoint.shipped_note(settings.checkpoint, location)) is not None:
+        note(shipped)
     model = load(location, settings.device)
     landscape, was_cached = cached_map(model, location, settings.map_corpus, settings.map_points)
     note(f"map of {len(landscape.texts):,} {landscape.source} sentences "

@@ -4,7 +4,7 @@ so its settings travel as environment variables (`vaegen serve` sets them from i
     VAEGEN_CHECKPOINT  the checkpoint; default ./vaegen.pt, else the model of whole ci by tune that ships
     VAEGEN_DEVICE      the torch device; default cuda when available, else cpu
     VAEGEN_MAP_CORPUS  draw the map from this corpus's sentences; default: sentences sampled from the prior
-    VAEGEN_MAP_POINTS  sentences on the map; default 1000
+    VAEGEN_MAP_POINTS  sentences on the map, 10 to 5,000; default 1,000
     VAEGEN_SERVE_URL   the address to print once the server is ready; default: none printed
 """
 
@@ -15,9 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from vaegen.core.config import MAP_POINTS, MAX_MAP_POINTS, MIN_MAP_POINTS
 from vaegen.core.errors import VaegenError
-
-MIN_MAP_POINTS = 10  # the map's axes need a few codes
 
 
 @dataclass(frozen=True)
@@ -25,7 +24,7 @@ class Settings:
     checkpoint: Path | None = None
     device: str | None = None
     map_corpus: Path | None = None
-    map_points: int = 1_000
+    map_points: int = MAP_POINTS
     url: str | None = None
 
     @classmethod
@@ -33,9 +32,13 @@ class Settings:
         """The settings in `environ` (default: this process's environment); an empty variable counts as unset."""
         env = {name: value for name, value in (os.environ if environ is None else environ).items() if value}
         points = env.get("VAEGEN_MAP_POINTS", str(cls.map_points))
-        if not (points.isascii() and points.isdigit() and int(points) >= MIN_MAP_POINTS):
-            raise VaegenError(f"$VAEGEN_MAP_POINTS is {points!r}; give a whole number of at least {MIN_MAP_POINTS}")
+        if not (points.isascii() and points.isdigit() and MIN_MAP_POINTS <= int(points) <= MAX_MAP_POINTS):
+            raise VaegenError(f"$VAEGEN_MAP_POINTS is {points!r}; give a whole number from {MIN_MAP_POINTS} to "
+                              f"{MAX_MAP_POINTS:,}")
         corpus = env.get("VAEGEN_MAP_CORPUS")
+        if corpus is not None and not Path(corpus).is_file():
+            raise VaegenError(f"$VAEGEN_MAP_CORPUS {corpus} does not exist or is not a file; give a text file, one "
+                              "sentence per line")
         return cls(checkpoint=Path(env["VAEGEN_CHECKPOINT"]) if "VAEGEN_CHECKPOINT" in env else None,
                    device=env.get("VAEGEN_DEVICE"), map_corpus=Path(corpus) if corpus is not None else None,
                    map_points=int(points), url=env.get("VAEGEN_SERVE_URL"))
