@@ -218,6 +218,7 @@ def test_every_command_writes_the_form_asked_by_rank_or_written_out(ci_checkpoin
     assert {g.form for g in model.near(other, 3, tune=VARIED, seed=0)} == {second}
     assert {g.form for g in model.interpolate(text, other, 3, tune=VARIED)} == {first}
     assert {g.form for g in model.complete("春", 2, tune=VARIED, seed=0)} == {first}
+    assert [g.text for g in model.complete(text, 2, tune=VARIED, seed=0)] == [text, text]  # a prefix of the whole form
 
 
 def test_sampling_draws_the_forms_by_frequency_and_the_seed_reproduces_them(

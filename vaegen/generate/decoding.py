@@ -161,7 +161,8 @@ def _sample(model: SentenceVAE, z: torch.Tensor, max_length: int, strategy: Stra
         model_logprobs = logits.log_softmax(dim=-1)  # (faster on a CPU than logsumexp alone)
         logits[:, masked] = float("-inf")
         if held is not None:
-            logits.masked_fill_(~held.mask(step, tokens[rows, held.anchor]), float("-inf"))
+            anchors = tokens[rows, held.anchor] if step in held.rhymes else None  # a rhyme step comes after its anchor
+            logits.masked_fill_(~held.mask(step, anchors), float("-inf"))
         if grammar is not None:
             previous = tokens[rows, step - 1] if step else rows.new_full(rows.shape, prefix[-1] if prefix else BOS_ID)
             logits.masked_fill_(~grammar.allowed(previous), float("-inf"))
