@@ -18,6 +18,7 @@ def decisive(seed: int = 0) -> SentenceVAE:
     """A random tiny model with sharpened logits, so that the most likely token is clear."""
     torch.manual_seed(seed)
     model = SentenceVAE(ModelConfig(embed_dim=8, hidden_dim=12, latent_dim=4, embed_dropout=0.0), VOCAB).eval()
+    assert model.output is not None
     with torch.no_grad():
         model.output.weight.mul_(8.0)
         model.output.bias[EOS_ID] += 1.0  # sentences of a few tokens: some end, some are cut
@@ -139,6 +140,7 @@ def region_model() -> SentenceVAE:
     """A model in which codes with z > 0 make token A likely and codes with z < 0 token B."""
     model = SentenceVAE(ModelConfig(embed_dim=4, hidden_dim=4, latent_dim=1, embed_dropout=0.0,
                                     z_every_step=False), 8).eval()
+    assert model.output is not None
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.zero_()

@@ -21,7 +21,7 @@ def one_dimensional_model(shift: float = 0.0) -> SentenceVAE:
     torch.manual_seed(0)
     model = SentenceVAE(ModelConfig(embed_dim=8, hidden_dim=16, latent_dim=1, embed_dropout=0.0), vocab_size=12)
     with torch.no_grad():
-        assert model.latent_to_hidden is not None and model.to_posterior is not None
+        assert model.latent_to_hidden is not None and model.to_posterior is not None and model.output is not None
         model.latent_to_hidden.weight.mul_(10.0)
         model.output.weight.mul_(4.0)
         model.to_posterior.bias[0] += shift

@@ -87,13 +87,14 @@ def test_tied_embeddings_start_at_the_scale_of_an_untied_output_layer() -> None:
     torch.manual_seed(0)
     tied, untied = (SentenceVAE(ModelConfig(embed_dim=64, hidden_dim=64, latent_dim=4, embed_dropout=0.0,
                                             tie_embeddings=t), 500) for t in (True, False))
+    assert tied.output is not None and untied.output is not None
     assert tied.output.weight.std().item() == pytest.approx(untied.output.weight.std().item(), rel=0.1)
     assert tied.embedding.weight[PAD_ID].abs().sum() == 0
 
 
 def test_tied_embeddings_share_one_matrix_and_need_equal_sizes() -> None:
     model = tiny(tie_embeddings=True)
-    assert model.output.weight is model.embedding.weight
+    assert model.output is not None and model.output.weight is model.embedding.weight
     assert sum(p.numel() for p in model.parameters()) < sum(p.numel() for p in tiny().parameters())
     with pytest.raises(ConfigError, match="tie_embeddings"):
         load_config(TINY, ["model.tie_embeddings=true", "model.embed_dim=16", "model.hidden_dim=32"])
@@ -151,6 +152,7 @@ def test_reset_decoder_keeps_the_encoder(tie: bool) -> None:
         changed = not torch.equal(before[name], parameter)
         assert changed == (id(parameter) in reset_ids), name
         assert changed == name.startswith(("decoder.", "latent_to_hidden.", "output.")), name
+    assert model.output is not None
     assert model.output.weight is model.embedding.weight if tie else model.output.weight is not model.embedding.weight
 
 

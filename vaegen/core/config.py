@@ -67,6 +67,10 @@ class ModelConfig:
     bn_gamma: float = 0.0  # BN-VAE (Zhu et al., 2020): batch-normalised posterior means with this fixed scale; 0 = off
     label_dim: int = 0  # > 0: conditional VAE on "label<TAB>text" lines; the label's embedding (Song ci: the tune)
     form_dim: int = 0  # > 0: the decoder reads where it stands in the ci's form at every step (vaegen.songci.form_inputs)
+    # The output layer: 0, a full softmax over the vocabulary; N > 0, an adaptive softmax (Grave et al., 2017) whose
+    # head scores the N most frequent tokens of the training corpus, the rest in clusters each 4x larger at 1/4 the
+    # dimension. Exact either way (a normalised distribution); the adaptive one costs a fraction of the full one
+    output_head: int = 0
 
 
 @dataclass
@@ -181,6 +185,11 @@ def validate(config: Config) -> None:
     _check(m.bn_gamma >= 0.0, "model.bn_gamma must not be negative (0 = off)")
     _check(m.label_dim >= 0, "model.label_dim must not be negative (0 = no labels)")
     _check(m.form_dim >= 0, "model.form_dim must not be negative (0 = no form inputs)")
+    _check(m.output_head >= 0, "model.output_head must not be negative (0 = a full softmax)")
+    _check(not (m.output_head and m.tie_embeddings),
+           "model.output_head (an adaptive softmax) has no matrix to share: set model.tie_embeddings = false")
+    _check(not (m.output_head and m.form_dim), "a form-aware model (model.form_dim > 0) adds its rhyme scores to the "
+           "logits before they are normalised: it keeps the full softmax (model.output_head = 0)")
     _check(a.schedule in ANNEAL_SCHEDULES, f"anneal.schedule must be one of {', '.join(ANNEAL_SCHEDULES)}")
     _check(a.k > 0, "anneal.k must be positive")
     _check(min(a.x0, a.warmup_steps, a.period) >= 0,

@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from vaegen.core.config import ModelConfig
-from vaegen.core.objectives import reconstruction_nll
+from vaegen.core.objectives import adaptive_reconstruction_nll, reconstruction_nll
 from vaegen.core.tokenizer import PAD_ID
 
 # A form-aware decoder (model.form_dim > 0) reads four ids at each step beside the previous token, each below the
@@ -33,6 +33,18 @@ from vaegen.core.tokenizer import PAD_ID
 # is to follow (0: none). What they mean for a ci is `songci.form_inputs`'s to say; the model only embeds them.
 KINDS, MAX_CLAUSES, MAX_LEFT, RHYME_GROUPS = 11, 64, 32, 48
 FORM_IDS = 4  # ids per step
+ADAPTIVE_DIV = 4.0  # each tail cluster of an adaptive output layer: 4x the tokens of the one before, 1/4 its dimension
+
+
+def adaptive_cutoffs(head: int, vocab_size: int) -> list[int]:
+    """Where the clusters of an adaptive output layer begin, in frequency ranks: after the `head` most frequent
+    tokens, then every ADAPTIVE_DIV times further, the last cluster ending with the vocabulary."""
+    if not 0 < head < vocab_size:
+        raise ValueError(f"model.output_head = {head} must lie between 0 and the vocabulary's {vocab_size} tokens")
+    cutoffs = [head]
+    while cutoffs[-1] * ADAPTIVE_DIV < vocab_size:
+        cutoffs.append(int(cutoffs[-1] * ADAPTIVE_DIV))
+    return cutoffs
 
 
 class Posterior(NamedTuple):
@@ -82,6 +94,8 @@ class FormEmbedding(nn.Module):
 
 
 class SentenceVAE(nn.Module):
+    output_rank: torch.Tensor  # an adaptive output layer's class of each token (`rank_outputs`)
+
     def __init__(self, config: ModelConfig, vocab_size: int, labels: int = 0) -> None:
         """`labels`: how many labels a conditional model (label_dim > 0) tells apart, the "other" one included."""
         super().__init__()
@@ -107,8 +121,14 @@ class SentenceVAE(nn.Module):
                                  if c.z_to_init and code_dim else None)
         decoder_input = c.embed_dim + (code_dim if c.z_every_step else 0) + c.form_dim
         self.decoder = nn.GRU(decoder_input, c.hidden_dim, c.decoder_layers, batch_first=True)
-        self.output = nn.Linear(c.hidden_dim, vocab_size)
-        if c.tie_embeddings:  # the embedding's N(0, 1) start would make the first logits ~sqrt(hidden) wide
+        # The output layer: a full softmax, or an adaptive one over tokens ranked by their training frequency
+        # (`rank_outputs`; `output_rank[token]` is the layer's class of each token)
+        self.output = nn.Linear(c.hidden_dim, vocab_size) if not c.output_head else None
+        self.adaptive_output = (nn.AdaptiveLogSoftmaxWithLoss(c.hidden_dim, vocab_size, adaptive_cutoffs(
+            c.output_head, vocab_size), ADAPTIVE_DIV) if c.output_head else None)
+        if self.adaptive_output is not None:
+            self.register_buffer("output_rank", torch.arange(vocab_size))
+        if c.tie_embeddings and self.output is not None:  # the embedding's N(0, 1) start would make the first logits ~sqrt(hidden) wide
             bound = 1.0 / c.hidden_dim ** 0.5  # the output layer's own start
             with torch.no_grad():
                 self.embedding.weight.uniform_(-bound, bound)[PAD_ID].zero_()
@@ -190,18 +210,24 @@ class SentenceVAE(nn.Module):
 
     def decode(self, inputs: torch.Tensor, code: torch.Tensor, state: torch.Tensor,
                form_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Like `decoder_states` but returning logits (B, T, V): for generation, one step at a time.
+        """Like `decoder_states` but returning logits (B, T, V): for generation, one step at a time. Under an
+        adaptive output layer they are the log-probabilities themselves, normalised, in token order.
 
         Training never forms the full logits: `token_nll` fuses the output layer into the loss.
         """
         out, state = self.decoder_states(inputs, code, state, form_ids)
+        if self.adaptive_output is not None:
+            logp = self.adaptive_output.log_prob(out.reshape(-1, out.size(-1)))  # (B * T, V) in rank order
+            return logp.index_select(1, self.output_rank).view(*out.shape[:-1], -1), state
+        assert self.output is not None, "a model has a full or an adaptive output layer"
         if self.rhyme_output is None:
             return self.output(out), state
         hidden = self.config.hidden_dim  # the states, then the rhyme one-hot: scored apart, no (V, H + G) copy per step
         return self.output(out[..., :hidden]) + out[..., hidden:] @ self.rhyme_output.T, state
 
     def output_weight(self) -> torch.Tensor:
-        """The output layer's weight (V, H), with the rhyme columns after it for a form-aware model (V, H + G)."""
+        """The full output layer's weight (V, H), with the rhyme columns after it for a form-aware model (V, H + G)."""
+        assert self.output is not None, "an adaptive output layer has no single matrix"
         if self.rhyme_output is None:
             return self.output.weight
         return torch.cat([self.output.weight, self.rhyme_output], dim=1)
@@ -221,9 +247,20 @@ class SentenceVAE(nn.Module):
         padding costs nothing.
 
         The output layer is fused into the cross-entropy (objectives.LinearCrossEntropy), its matrix products
-        in `dtype`, so the (B, T, V) logits are never formed.
+        in `dtype`, so the (B, T, V) logits are never formed; an adaptive one scores each token's cluster alone.
         """
+        if self.adaptive_output is not None:
+            return adaptive_reconstruction_nll(hidden, self.adaptive_output, self.output_rank, targets, dtype)
+        assert self.output is not None
         return reconstruction_nll(hidden, self.output_weight(), self.output.bias, targets, dtype)
+
+    def rank_outputs(self, counts: torch.Tensor) -> None:
+        """Rank the tokens of an adaptive output layer by their training counts (V,), most frequent first (ties by
+        id): its head then holds the most frequent. Kept in the checkpoint; nothing for a full softmax."""
+        if self.adaptive_output is None:
+            return
+        order = torch.argsort(-counts.to(torch.long), stable=True)  # token ids, most frequent first
+        self.output_rank[order.to(self.output_rank.device)] = torch.arange(len(order), device=self.output_rank.device)
 
     def encoder_parameters(self) -> list[nn.Parameter]:
         """What q(z|x) alone owns (the embeddings of words and labels are shared, so they count as the decoder's):
@@ -245,10 +282,13 @@ class SentenceVAE(nn.Module):
         if self.rhyme_output is not None:
             nn.init.zeros_(self.rhyme_output)
             reset.append(self.rhyme_output)
-        if self.config.tie_embeddings:  # the output matrix is the encoder's embedding: only the bias is the decoder's
-            nn.init.zeros_(self.output.bias)
+        if self.adaptive_output is not None:
+            self.adaptive_output.reset_parameters()
+            reset += list(self.adaptive_output.parameters())
+        elif self.config.tie_embeddings and self.output is not None:  # the output matrix is the encoder's embedding:
+            nn.init.zeros_(self.output.bias)  # only the bias is the decoder's
             reset.append(self.output.bias)
-        else:
+        elif self.output is not None:
             self.output.reset_parameters()
             reset += list(self.output.parameters())
         return reset

@@ -12,6 +12,7 @@ import math
 from typing import NamedTuple
 
 import torch
+from torch import nn
 
 from vaegen.core.config import AnnealConfig
 from vaegen.core.tokenizer import BOS_ID, PAD_ID
@@ -83,9 +84,24 @@ def reconstruction_nll(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.T
     Only real tokens are projected: padding costs nothing.
     """
     real = targets != PAD_ID  # (B, T)
+    return per_sentence(LinearCrossEntropy.apply(hidden[real], weight, bias, targets[real], dtype), real)
+
+
+def adaptive_reconstruction_nll(hidden: torch.Tensor, layer: nn.AdaptiveLogSoftmaxWithLoss, rank: torch.Tensor,
+                                targets: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """`reconstruction_nll` under an adaptive softmax: decoder states (B, T, H), the layer, each token's rank by
+    frequency (V,) (the layer's class), targets (B, T) -> (B,). The layer scores the head for every token and a
+    tail cluster only for the tokens in it; its products run in `dtype`, its log-softmax in float32."""
+    real = targets != PAD_ID
+    with torch.autocast(hidden.device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        logp = layer(hidden[real], rank[targets[real]]).output  # (N,) log p of each target
+    return per_sentence(-logp.float(), real)
+
+
+def per_sentence(nll: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Token NLLs (N,) of the real positions `real` (B, T) -> their sum per sentence (B,)."""
     rows = real.nonzero(as_tuple=True)[0]  # the sentence of each real token
-    nll = LinearCrossEntropy.apply(hidden[real], weight, bias, targets[real], dtype)  # (N,)
-    return torch.zeros(targets.size(0), dtype=nll.dtype, device=nll.device).index_add_(0, rows, nll)
+    return torch.zeros(real.size(0), dtype=nll.dtype, device=nll.device).index_add_(0, rows, nll)
 
 
 def kl_weight(step: int, config: AnnealConfig) -> float:

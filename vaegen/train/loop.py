@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -38,7 +39,7 @@ from vaegen.core.labels import Labels
 from vaegen.core.model import SentenceVAE
 from vaegen.core.objectives import LossTerms, encoder_converged, vae_loss, word_dropout
 from vaegen.core.token_cache import TokenArray, cached_encode, encode_lines
-from vaegen.core.tokenizer import UNK_ID, Tokenizer
+from vaegen.core.tokenizer import EOS_ID, UNK_ID, Tokenizer
 from vaegen.songci.form_inputs import FormReader
 from vaegen.songci.rhymes import rhyme_classes
 from vaegen.songci.tunes import learn_labels
@@ -199,7 +200,11 @@ def build_run(config: Config, out: Path, device: torch.device, say: Log, *, low_
         say(f"labels: {len(labels.known)} seen at least data.min_label_count = {config.data.min_label_count} times; "
             f"the {sum(i == Labels.OTHER for i in train_label_ids):,} training lines of rarer ones share one "
             f"'other' label")
+    if config.model.output_head >= tokenizer.vocab_size:
+        raise TrainingError(f"model.output_head = {config.model.output_head} is not below the vocabulary's "
+                            f"{tokenizer.vocab_size} pieces; lower it, or set 0 for a full softmax")
     model = SentenceVAE(config.model, tokenizer.vocab_size, len(labels) if labels is not None else 0).to(device)
+    model.rank_outputs(token_counts(train_ids, tokenizer.vocab_size))
     if config.model.form_dim:
         model.set_rhyme_groups(rhyme_classes(tokenizer).to(device))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, fused=True)  # one kernel for all parameters
@@ -207,6 +212,13 @@ def build_run(config: Config, out: Path, device: torch.device, say: Log, *, low_
                train_ids=train_ids, valid_ids=valid_ids, train_label_ids=train_label_ids,
                valid_label_ids=valid_label_ids, model=model, optimizer=optimizer, low_precision=low_precision,
                form_reader=FormReader(tokenizer) if config.model.form_dim else None)
+
+
+def token_counts(ids: TokenArray, vocab_size: int) -> torch.Tensor:
+    """(V,) how often each token is a target in training: its pieces, and one </s> per sentence."""
+    counts = torch.from_numpy(np.bincount(ids.ids, minlength=vocab_size).astype(np.int64))
+    counts[EOS_ID] += len(ids)
+    return counts
 
 
 def train_epoch(run: Run, state: RunState, timeline: Timeline, stop: StopRequest, progress: bool) -> None:
