@@ -19,14 +19,17 @@ from pathlib import Path
 import torch
 from common import ROOT, machine, run_child, table
 from matmul_peak import peaks
+from output_layer import output_flops, token_counts
 
 from vaegen.core.config import Config
+from vaegen.core.tokenizer import Tokenizer
 
 LOG_EVERY = 10
 
 
-def train_flops_per_token(config: Config, vocab_size: int) -> float:
-    """Matrix-product FLOPs per token for forward + backward (3x forward); per-sentence layers are left out."""
+def train_flops_per_token(config: Config, output: float) -> float:
+    """Matrix-product FLOPs per token for forward + backward (3x forward), given the output layer's
+    (`output_layer.output_flops`); per-sentence layers are left out."""
     m = config.model
     gates = 3 * m.hidden_dim  # a GRU layer computes 3 gates from its input and from its state
     directions = 2 if m.bidirectional else 1
@@ -35,8 +38,7 @@ def train_flops_per_token(config: Config, vocab_size: int) -> float:
     first_input = m.embed_dim + (m.latent_dim if m.z_every_step else 0)
     decoder = sum(2 * gates * ((first_input if layer == 0 else m.hidden_dim) + m.hidden_dim)
                   for layer in range(m.decoder_layers))
-    output = 2 * m.hidden_dim * vocab_size
-    return 3.0 * (encoder + decoder + output)
+    return 3.0 * (encoder + decoder) + output
 
 
 def measure(data: Path, config: Path, overrides: list[str], steps: int, warmup: int) -> dict[str, float]:
@@ -54,10 +56,11 @@ def measure(data: Path, config: Path, overrides: list[str], steps: int, warmup: 
         steady = [r for r in records if r["kind"] == "train" and r["step"] > warmup]
         payload = torch.load(out, weights_only=True)
         settings = Config.from_dict(payload["config"])
-        vocab = payload["model"]["output.weight"].shape[0]
+        counts = token_counts(Tokenizer(bytes(payload["tokenizer"])), data / "ptb.train.txt")
+        output = output_flops(settings, counts, payload["model"].get("output_rank"))
     tokens_per_s = sum(r["tokens_per_s"] for r in steady) / len(steady)
     return {"tokens_per_s": tokens_per_s, "sentences_per_s": sum(r["sentences_per_s"] for r in steady) / len(steady),
-            "peak_rss_mib": child.peak_rss_mib, "flops_per_token": train_flops_per_token(settings, vocab),
+            "peak_rss_mib": child.peak_rss_mib, "flops_per_token": train_flops_per_token(settings, output),
             "batch_size": settings.train.batch_size}
 
 
