@@ -136,6 +136,26 @@ def test_bfloat16_products_stay_close_to_float32() -> None:
     assert (low - exact).abs().mean().item() < 0.02
 
 
+def test_bfloat16_rows_are_padded_to_few_shapes_without_changing_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The padding that keeps oneDNN's cache of kernels small changes neither the NLL nor a gradient."""
+    from vaegen.core import objectives
+
+    torch.manual_seed(0)
+    hidden = torch.randn(37, 16, requires_grad=True)
+    weight, bias = (torch.randn(50, 16) / 4).requires_grad_(), torch.zeros(50, requires_grad=True)
+    targets, scale = torch.randint(0, 50, (37,)), torch.rand(37)
+
+    def nll_and_grads() -> list[torch.Tensor]:
+        nll = LinearCrossEntropy.apply(hidden, weight, bias, targets, torch.bfloat16)
+        return [nll, *torch.autograd.grad((nll * scale).sum(), (hidden, weight, bias))]
+
+    padded = nll_and_grads()  # 37 rows padded to 128
+    monkeypatch.setattr(objectives, "ROW_QUANTUM", 1)  # no padding
+    plain = nll_and_grads()
+    for got, want in zip(padded, plain):
+        assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5)
+
+
 def test_vae_loss_weights_kl_by_beta() -> None:
     torch.manual_seed(0)
     rec = torch.rand(3) * 20
