@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 import subprocess
@@ -11,6 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from vaegen.core.config import Config
+from vaegen.core.model import ADAPTIVE_DIV, adaptive_cutoffs
+from vaegen.core.tokenizer import EOS_ID, Tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,3 +61,29 @@ def table(headers: list[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def output_flops(config: Config, counts: torch.Tensor, rank: torch.Tensor | None) -> float:
+    """Forward + backward matrix-product FLOPs of the output layer per target token: 2 H V for a full softmax; for
+    an adaptive one the head (its tokens and one entry per cluster) plus, for a token of cluster i, that cluster's
+    projection to H / 4^(i+1) and its tokens, weighted by the share of targets in each cluster."""
+    hidden, vocab = config.model.hidden_dim, len(counts)
+    if not config.model.output_head or rank is None:
+        return 3.0 * 2 * hidden * vocab
+    edges = [*adaptive_cutoffs(config.model.output_head, vocab), vocab]
+    per_rank = torch.zeros(vocab, dtype=torch.float64).index_add_(0, rank, counts.double())
+    cost = 2.0 * hidden * (edges[0] + len(edges) - 1)
+    for i, (start, end) in enumerate(itertools.pairwise(edges)):
+        width = int(hidden // ADAPTIVE_DIV ** (i + 1))
+        share = float(per_rank[start:end].sum() / per_rank.sum())
+        cost += share * (2.0 * hidden * width + 2.0 * width * (end - start))
+    return 3.0 * cost
+
+
+def token_counts(tokenizer: Tokenizer, corpus: Path) -> torch.Tensor:
+    """(V,) how often each token is a target in `corpus`: its pieces and one </s> per line."""
+    lines = [line.strip() for line in corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
+    ids = [token for sentence in tokenizer.encode(lines) for token in sentence]
+    counts = torch.bincount(torch.tensor(ids, dtype=torch.long), minlength=tokenizer.vocab_size)
+    counts[EOS_ID] += len(lines)
+    return counts

@@ -17,9 +17,8 @@ import tempfile
 from pathlib import Path
 
 import torch
-from common import ROOT, machine, run_child, table
+from common import ROOT, machine, output_flops, run_child, table, token_counts
 from matmul_peak import peaks
-from output_layer import output_flops, token_counts
 
 from vaegen.core.config import Config
 from vaegen.core.tokenizer import Tokenizer
@@ -58,10 +57,12 @@ def measure(data: Path, config: Path, overrides: list[str], steps: int, warmup: 
         settings = Config.from_dict(payload["config"])
         counts = token_counts(Tokenizer(bytes(payload["tokenizer"])), data / "ptb.train.txt")
         output = output_flops(settings, counts, payload["model"].get("output_rank"))
-    tokens_per_s = sum(r["tokens_per_s"] for r in steady) / len(steady)
-    return {"tokens_per_s": tokens_per_s, "sentences_per_s": sum(r["sentences_per_s"] for r in steady) / len(steady),
+    valid = [r for r in records if r["kind"] == "valid"][-1]  # the validation after the last step
+    return {"tokens_per_s": sum(r["tokens_per_s"] for r in steady) / len(steady),
+            "sentences_per_s": sum(r["sentences_per_s"] for r in steady) / len(steady),
             "peak_rss_mib": child.peak_rss_mib, "flops_per_token": train_flops_per_token(settings, output),
-            "batch_size": settings.train.batch_size}
+            "output_flops": output, "batch_size": settings.train.batch_size, "elbo": valid["elbo"],
+            "rec": valid["rec"], "kl": valid["kl"]}
 
 
 def main() -> None:
