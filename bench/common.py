@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from vaegen.core.config import Config
+from vaegen.core.data import examples_of
 from vaegen.core.model import ADAPTIVE_DIV, adaptive_cutoffs
 from vaegen.core.tokenizer import EOS_ID, Tokenizer
 
@@ -83,6 +84,7 @@ def output_flops(config: Config, counts: torch.Tensor, rank: torch.Tensor | None
 def token_counts(tokenizer: Tokenizer, corpus: Path) -> torch.Tensor:
     """(V,) how often each token is a target in `corpus`: its pieces and one </s> per line."""
     lines = [line.strip() for line in corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = examples_of(lines, corpus).texts  # the texts of 'tune<TAB>text' lines
     ids = [token for sentence in tokenizer.encode(lines) for token in sentence]
     counts = torch.bincount(torch.tensor(ids, dtype=torch.long), minlength=tokenizer.vocab_size)
     counts[EOS_ID] += len(lines)

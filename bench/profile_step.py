@@ -1,13 +1,15 @@
-"""Where a training step's time goes, per op, at the PTB reference shape: 20 warm-up steps, then 100 under
-torch.profiler, on the first 20,000 lines of PTB, with the output layer given by --head (0: full softmax).
+"""Where a training step's time goes, per op: the training loop's own step (`batch_terms` and `update`, so labels,
+form inputs and bf16 autocast as `vaegen train` runs them) on a real corpus and preset, 20 warm-up steps, then
+100 under torch.profiler.
 
     python bench/profile_step.py --data ../shared/data/ptb [--head 1000] [--rows 22]
+    python bench/profile_step.py --train data/songci/ci.train.tsv --config configs/songci-ci.toml --precision auto
 """
 
 from __future__ import annotations
 
 import argparse
-import random
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,46 +18,44 @@ from common import ROOT, machine
 from torch.profiler import ProfilerActivity, profile
 
 from vaegen.core.config import load_config
-from vaegen.core.data import collate
-from vaegen.core.model import SentenceVAE
-from vaegen.core.objectives import vae_loss, word_dropout
-from vaegen.core.tokenizer import EOS_ID, UNK_ID, Tokenizer
+from vaegen.core.data import epoch_batches, read_examples
+from vaegen.core.devices import resolve_precision
+from vaegen.train.loop import batch_terms, build_run, update
+from vaegen.train.phases import Timeline, plan_step
+from vaegen.train.run_state import RunState
 
-LINES, BATCH, WARMUP, PROFILED = 20_000, 32, 20, 100
+WARMUP, PROFILED = 20, 100
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="folder with ptb.train.txt")
-    parser.add_argument("--head", type=int, default=1000, help="model.output_head; 0: full softmax")
+    parser.add_argument("--data", type=Path, help="folder with ptb.train.txt (or give --train)")
+    parser.add_argument("--train", type=Path, help="a training corpus")
+    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "ptb-reference.toml")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"])
+    parser.add_argument("--head", type=int, default=-1, help="model.output_head; 0: full softmax, -1: the default")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override, repeatable")
     parser.add_argument("--rows", type=int, default=22)
     args = parser.parse_args()
+    train = args.train or args.data / "ptb.train.txt"
     print(machine())
-    config = load_config(ROOT / "configs" / "ptb-reference.toml", [f"model.output_head={args.head}"])
-    text = (args.data / "ptb.train.txt").read_text(encoding="utf-8").splitlines()
-    lines = [line.strip() for line in text if line.strip()][:LINES]
-    tokenizer, _ = Tokenizer.train(lines, config.tokenizer)
-    ids = tokenizer.encode(lines)
-    torch.manual_seed(0)
-    model = SentenceVAE(config.model, tokenizer.vocab_size)
-    model.rank_outputs(torch.bincount(torch.tensor([t for s in ids for t in [*s, EOS_ID]]),
-                                      minlength=tokenizer.vocab_size))
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, fused=True)
-    noise = torch.Generator().manual_seed(0)
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # length-grouped batches, as training makes them
-    batches = [order[i : i + BATCH] for i in range(0, len(order), BATCH)]
-    random.Random(0).shuffle(batches)
+    config = load_config(args.config, [f"model.output_head={args.head}", f"train.precision={args.precision}",
+                                       *args.overrides])
+    examples = read_examples(train, config.model.label_dim > 0)
+    cpu = torch.device("cpu")
+    low = resolve_precision(config.train.precision, cpu) == "bf16"
+    state = RunState.fresh(config, 0, "", "")
+    with tempfile.TemporaryDirectory() as directory:
+        run = build_run(config, Path(directory) / "profile.pt", cpu, lambda _: None, low_precision=low, resume=None,
+                        train_lines=examples.texts, valid_lines=examples.texts[:10], train_labels=examples.labels,
+                        valid_labels=examples.labels[:10] if examples.labels else None)
+    timeline = Timeline.of(run.config, len(run.train_ids))
+    batches = epoch_batches(run.train_ids.lengths, config.train.batch_size, config.train.seed, 0)
 
     def step(indices: list[int]) -> None:
-        batch = collate([ids[i] for i in indices])
-        inputs = word_dropout(batch.decoder_inputs, config.train.word_dropout, UNK_ID, noise)
-        eps = torch.randn(len(indices), config.model.latent_dim, generator=noise)
-        out = model(batch.tokens, batch.lengths, inputs, eps)
-        terms = vae_loss(model.token_nll(out.hidden, batch.tokens), out.mu, out.logvar, 0.5, 0.0, False)
-        optimizer.zero_grad(set_to_none=True)
-        terms.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
-        optimizer.step()
+        plan = plan_step(state.step, 0, False, timeline)
+        update(run, batch_terms(run, state, indices, plan).loss, plan.lr, plan.moves)
+        state.step += 1
 
     for indices in batches[:WARMUP]:
         step(indices)
@@ -63,8 +63,8 @@ def main() -> None:
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
         for indices in batches[WARMUP : WARMUP + PROFILED]:
             step(indices)
-    print(f"output head {args.head or 'full'}: {(time.perf_counter() - started) / PROFILED * 1000:.1f} ms a step "
-          "under the profiler")
+    print(f"{train.name}, output head {run.config.model.output_head or 'full'}, {'bf16' if low else 'fp32'}: "
+          f"{(time.perf_counter() - started) / PROFILED * 1000:.1f} ms a step under the profiler")
     print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows, max_name_column_width=40))
 
 

@@ -40,11 +40,13 @@ def train_flops_per_token(config: Config, output: float) -> float:
     return 3.0 * (encoder + decoder) + output
 
 
-def measure(data: Path, config: Path, overrides: list[str], steps: int, warmup: int) -> dict[str, float]:
+def measure(train: Path, valid: Path, config: Path, overrides: list[str], steps: int, warmup: int) -> dict[str, float]:
+    """One `vaegen train` run of `steps` steps on the corpus `train` ('tune<TAB>text' lines too), validated on
+    `valid` after its last step: steady-state throughput, peak RSS, FLOPs and the validation figures."""
     with tempfile.TemporaryDirectory() as directory:
         out = Path(directory) / "bench.pt"
-        args = [sys.executable, "-m", "vaegen", "train", str(data / "ptb.train.txt"), "--valid",
-                str(data / "ptb.valid.txt"), "--config", str(config), "--out", str(out), "--no-progress",
+        args = [sys.executable, "-m", "vaegen", "train", str(train), "--valid",
+                str(valid), "--config", str(config), "--out", str(out), "--no-progress",
                 "--max-steps", str(steps), "--set", f"train.log_every={LOG_EVERY}"]
         for override in overrides:
             args += ["--set", override]
@@ -55,14 +57,14 @@ def measure(data: Path, config: Path, overrides: list[str], steps: int, warmup: 
         steady = [r for r in records if r["kind"] == "train" and r["step"] > warmup]
         payload = torch.load(out, weights_only=True)
         settings = Config.from_dict(payload["config"])
-        counts = token_counts(Tokenizer(bytes(payload["tokenizer"])), data / "ptb.train.txt")
+        counts = token_counts(Tokenizer(bytes(payload["tokenizer"])), train)
         output = output_flops(settings, counts, payload["model"].get("output_rank"))
-    valid = [r for r in records if r["kind"] == "valid"][-1]  # the validation after the last step
+    last = [r for r in records if r["kind"] == "valid"][-1]  # the validation after the last step
     return {"tokens_per_s": sum(r["tokens_per_s"] for r in steady) / len(steady),
             "sentences_per_s": sum(r["sentences_per_s"] for r in steady) / len(steady),
             "peak_rss_mib": child.peak_rss_mib, "flops_per_token": train_flops_per_token(settings, output),
-            "output_flops": output, "batch_size": settings.train.batch_size, "elbo": valid["elbo"],
-            "rec": valid["rec"], "kl": valid["kl"]}
+            "output_flops": output, "head": settings.model.output_head, "batch_size": settings.train.batch_size, "elbo": last["elbo"],
+            "rec": last["rec"], "kl": last["kl"]}
 
 
 def main() -> None:
@@ -78,7 +80,7 @@ def main() -> None:
     roof = peaks()["2048 x 2048 x 2048"]
     rows = []
     for precision in args.precision:
-        result = measure(args.data, args.config, [f"train.precision={precision}", *args.overrides],
+        result = measure(args.data / "ptb.train.txt", args.data / "ptb.valid.txt", args.config, [f"train.precision={precision}", *args.overrides],
                          args.steps, args.warmup)
         achieved = result["tokens_per_s"] * result["flops_per_token"] / 1e9
         rows.append([precision, result["batch_size"], f"{result['tokens_per_s']:,.0f}",

@@ -14,7 +14,7 @@ from vaegen.core import checkpoint
 from vaegen.core.config import ModelConfig, load_config
 from vaegen.core.data import collate, split_valid
 from vaegen.core.errors import ConfigError, TrainingError
-from vaegen.core.model import SentenceVAE, adaptive_cutoffs
+from vaegen.core.model import ADAPTIVE_FROM, DEFAULT_HEAD, RHYME_GROUPS, SentenceVAE, adaptive_cutoffs
 from vaegen.core.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from vaegen.eval.report import score_corpus
 from vaegen.generate.decoding import GREEDY, beam_search, generate
@@ -47,7 +47,7 @@ def brute_nll(model: SentenceVAE, tokens: torch.Tensor, z: torch.Tensor) -> torc
 
 
 def test_the_clusters_grow_fourfold_to_the_vocabulary() -> None:
-    assert adaptive_cutoffs(20, 200) == [20, 80] and adaptive_cutoffs(2000, 10_002) == [2000, 8000]
+    assert adaptive_cutoffs(20, 200) == [20, 80] and adaptive_cutoffs(1000, 10_002) == [1000, 4000]
     with pytest.raises(ValueError, match="output_head"):
         adaptive_cutoffs(200, 200)
 
@@ -125,9 +125,8 @@ def test_the_adaptive_layer_round_trips_and_refuses_what_it_cannot_be(trained: c
     z = torch.zeros(1, trained.config.model.latent_dim)
     with torch.no_grad():
         assert torch.equal(full_log_probs(again.model, tokens, z), full_log_probs(trained.model, tokens, z))
-    for overrides, message in ((["model.output_head=-1"], "must not be negative"),
-                               (["model.output_head=10", "model.tie_embeddings=true"], "tie_embeddings = false"),
-                               (["model.output_head=10", "model.form_dim=8"], "keeps the full softmax")):
+    for overrides, message in ((["model.output_head=-2"], "must be -1"),
+                               (["model.output_head=10", "model.tie_embeddings=true"], "tie_embeddings = false")):
         with pytest.raises(ConfigError, match=message):
             load_config(TINY, overrides)
     config = load_config(TINY, ["model.output_head=500"])
@@ -135,3 +134,60 @@ def test_the_adaptive_layer_round_trips_and_refuses_what_it_cannot_be(trained: c
     with pytest.raises(TrainingError, match="not below the vocabulary"):
         fit(config, train, valid, tmp_path / "too-wide.pt", CPU, progress=False, log=lambda _: None)
     assert SentenceVAE(ModelConfig(output_head=0), 50).adaptive_output is None
+
+
+def test_the_default_head_is_chosen_by_the_vocabulary_and_saved_as_chosen(trained: checkpoint.Loaded,
+                                                                          tmp_path: Path) -> None:
+    """Without model.output_head a large vocabulary gets an adaptive head, a small one or a tied one a full softmax;
+    a trained model's checkpoint holds the head it got, and a file from before the adaptive layer (no output_head
+    in its config) still reads as the full softmax it was."""
+    assert SentenceVAE(ModelConfig(), ADAPTIVE_FROM).adaptive_output is not None
+    assert SentenceVAE(ModelConfig(), ADAPTIVE_FROM).adaptive_output.shortlist_size == DEFAULT_HEAD  # type: ignore[union-attr]
+    assert SentenceVAE(ModelConfig(), ADAPTIVE_FROM - 1).adaptive_output is None
+    tied = ModelConfig(embed_dim=256, hidden_dim=256, tie_embeddings=True)
+    assert SentenceVAE(tied, ADAPTIVE_FROM).adaptive_output is None
+    config = load_config(TINY, ["train.epochs=1"])
+    assert config.model.output_head == -1
+    train, valid = split_valid(english_lines(), config.data.valid_fraction, config.data.min_valid_lines)
+    fit(config, train, valid, tmp_path / "default.pt", CPU, progress=False, log=lambda _: None)
+    assert checkpoint.load(tmp_path / "default.pt").config.model.output_head == 0  # 200 pieces: a full softmax
+    payload = torch.load(tmp_path / "default.pt", weights_only=True)
+    del payload["config"]["model"]["output_head"]  # as written before the adaptive layer existed
+    assert checkpoint.saved_config(payload, "old").model.output_head == 0  # not the default, -1
+    torch.save(payload, tmp_path / "old.pt")
+    old, new = checkpoint.load(tmp_path / "old.pt"), checkpoint.load(tmp_path / "default.pt")
+    tokens, z = torch.tensor([[5, 6, 7, EOS_ID]]), torch.zeros(1, config.model.latent_dim)
+    with torch.no_grad():
+        assert torch.equal(full_log_probs(old.model, tokens, z), full_log_probs(new.model, tokens, z))
+
+
+def test_a_form_aware_adaptive_layer_reads_the_rhyme_and_stays_normalised() -> None:
+    """A form-aware model's rhyme one-hot is read by the adaptive layer as more features: the distribution moves at
+    the steps that follow a rhyme and nowhere else, sums to 1 there, and training scores what decoding gives."""
+    torch.manual_seed(0)
+    model = SentenceVAE(ModelConfig(embed_dim=8, hidden_dim=8, latent_dim=4, form_dim=4, output_head=20,
+                                    embed_dropout=0.0), 200).eval()
+    assert model.rhyme_output is None and model.adaptive_output is not None
+    assert model.adaptive_output.in_features == 8 + RHYME_GROUPS - 1
+    classes = torch.full((200,), -1)
+    classes[5:10], classes[10:15] = 0, 1
+    model.set_rhyme_groups(classes)
+    assert model.form_embedding is not None
+    with torch.no_grad():
+        model.form_embedding.rhyme.weight.zero_()  # the rhyme reaches the output layer alone
+    batch = collate([[5, 6, 7], [8, 9, 10, 11], [12, 13]])
+    form = torch.zeros(*batch.decoder_inputs.shape, 4, dtype=torch.long)
+    form[0, 3, 3], form[2, 2, 3] = 7, 12
+    z = torch.randn(3, 4)
+    with torch.no_grad():
+        with_rhyme, _ = model.decode(batch.decoder_inputs, z, model.initial_state(z), form)
+        plain = form.clone()
+        plain[..., 3] = 0
+        without, _ = model.decode(batch.decoder_inputs, z, model.initial_state(z), plain)
+        moved = (with_rhyme - without).abs().amax(dim=-1) > 1e-6
+        assert moved.nonzero().tolist() == [[0, 3], [2, 2]]
+        assert torch.allclose(with_rhyme.exp().sum(dim=-1), torch.ones(with_rhyme.shape[:2]), atol=1e-5)
+        hidden, _ = model.decoder_states(batch.decoder_inputs, z, model.initial_state(z), form)
+        picked = with_rhyme.gather(-1, batch.tokens.unsqueeze(-1)).squeeze(-1)
+        brute = -(picked * (batch.tokens != PAD_ID)).sum(dim=1)
+        assert torch.allclose(model.token_nll(hidden, batch.tokens), brute, atol=1e-4)

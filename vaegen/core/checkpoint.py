@@ -109,11 +109,20 @@ class Loaded(NamedTuple):
     labels: Labels | None  # a conditional model's labels
 
 
+def saved_config(payload: dict[str, Any], source: str) -> Config:
+    """The config a checkpoint was written with. Files from before the adaptive output layer have no
+    model.output_head: theirs is a full softmax (0), not today's default, which is chosen by the vocabulary."""
+    values = payload["config"]
+    if isinstance(values, dict) and isinstance(values.get("model"), dict):
+        values = {**values, "model": {"output_head": 0, **values["model"]}}
+    return Config.from_dict(values, source=source)
+
+
 def load(path: Path, device: torch.device | str = "cpu") -> Loaded:
     """A ready model (in eval mode, on `device`) with its tokenizer and config; no other file needed."""
     payload = read(path)
     try:
-        config = Config.from_dict(payload["config"], source=f"{path} config")
+        config = saved_config(payload, f"{path} config")
         if config.model.form_dim and payload["version"] < 3:
             raise CheckpointError(f"{path} holds a form-aware model of checkpoint format {payload['version']}, whose "
                                   "decoder read the first rhyme's character; this vaegen's reads its rhyme group: "

@@ -69,8 +69,9 @@ class ModelConfig:
     form_dim: int = 0  # > 0: the decoder reads where it stands in the ci's form at every step (vaegen.songci.form_inputs)
     # The output layer: 0, a full softmax over the vocabulary; N > 0, an adaptive softmax (Grave et al., 2017) whose
     # head scores the N most frequent tokens of the training corpus, the rest in clusters each 4x larger at 1/4 the
-    # dimension. Exact either way (a normalised distribution); the adaptive one costs a fraction of the full one
-    output_head: int = 0
+    # dimension. Exact either way (a normalised distribution); the adaptive one costs a fraction of the full one.
+    # -1: chosen by the vocabulary when the model is built (`model.output_head_for`), and saved as chosen
+    output_head: int = -1
 
 
 @dataclass
@@ -185,11 +186,10 @@ def validate(config: Config) -> None:
     _check(m.bn_gamma >= 0.0, "model.bn_gamma must not be negative (0 = off)")
     _check(m.label_dim >= 0, "model.label_dim must not be negative (0 = no labels)")
     _check(m.form_dim >= 0, "model.form_dim must not be negative (0 = no form inputs)")
-    _check(m.output_head >= 0, "model.output_head must not be negative (0 = a full softmax)")
-    _check(not (m.output_head and m.tie_embeddings),
+    _check(m.output_head >= -1, "model.output_head must be -1 (chosen by the vocabulary), 0 (a full softmax) or a "
+           "head size")
+    _check(not (m.output_head > 0 and m.tie_embeddings),
            "model.output_head (an adaptive softmax) has no matrix to share: set model.tie_embeddings = false")
-    _check(not (m.output_head and m.form_dim), "a form-aware model (model.form_dim > 0) adds its rhyme scores to the "
-           "logits before they are normalised: it keeps the full softmax (model.output_head = 0)")
     _check(a.schedule in ANNEAL_SCHEDULES, f"anneal.schedule must be one of {', '.join(ANNEAL_SCHEDULES)}")
     _check(a.k > 0, "anneal.k must be positive")
     _check(min(a.x0, a.warmup_steps, a.period) >= 0,

@@ -22,10 +22,10 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from vaegen.core.config import ModelConfig
 from vaegen.core.objectives import adaptive_reconstruction_nll, reconstruction_nll
+from vaegen.core.recurrence import gru
 from vaegen.core.tokenizer import PAD_ID
 
 # A form-aware decoder (model.form_dim > 0) reads four ids at each step beside the previous token, each below the
@@ -34,6 +34,20 @@ from vaegen.core.tokenizer import PAD_ID
 KINDS, MAX_CLAUSES, MAX_LEFT, RHYME_GROUPS = 11, 64, 32, 48
 FORM_IDS = 4  # ids per step
 ADAPTIVE_DIV = 4.0  # each tail cluster of an adaptive output layer: 4x the tokens of the one before, 1/4 its dimension
+
+
+AUTO_HEAD = -1  # model.output_head's default: the output layer chosen by the vocabulary (`output_head_for`)
+DEFAULT_HEAD = 1000  # the head an adaptive output layer gets by default
+ADAPTIVE_FROM = 4 * DEFAULT_HEAD  # the smallest vocabulary that gets one by default
+
+
+def output_head_for(config: ModelConfig, vocab_size: int) -> int:
+    """model.output_head as the model is built: the configured one, or by default an adaptive head of the
+    DEFAULT_HEAD most frequent tokens from ADAPTIVE_FROM tokens on (a full softmax below, or with tied embeddings).
+    Measured on PTB's 10,002 words and Song ci's 6,000 characters: docs/BENCHMARKS.md, "Output layer"."""
+    if config.output_head != AUTO_HEAD:
+        return config.output_head
+    return DEFAULT_HEAD if vocab_size >= ADAPTIVE_FROM and not config.tie_embeddings else 0
 
 
 def adaptive_cutoffs(head: int, vocab_size: int) -> list[int]:
@@ -122,10 +136,13 @@ class SentenceVAE(nn.Module):
         decoder_input = c.embed_dim + (code_dim if c.z_every_step else 0) + c.form_dim
         self.decoder = nn.GRU(decoder_input, c.hidden_dim, c.decoder_layers, batch_first=True)
         # The output layer: a full softmax, or an adaptive one over tokens ranked by their training frequency
-        # (`rank_outputs`; `output_rank[token]` is the layer's class of each token)
-        self.output = nn.Linear(c.hidden_dim, vocab_size) if not c.output_head else None
-        self.adaptive_output = (nn.AdaptiveLogSoftmaxWithLoss(c.hidden_dim, vocab_size, adaptive_cutoffs(
-            c.output_head, vocab_size), ADAPTIVE_DIV) if c.output_head else None)
+        # (`rank_outputs`; `output_rank[token]` is the layer's class of each token). A form-aware model's rhyme
+        # one-hot (`decoder_states`) is read by the adaptive layer as more features; the full one scores it apart
+        head = output_head_for(c, vocab_size)
+        features = c.hidden_dim + (RHYME_GROUPS - 1 if c.form_dim else 0)
+        self.output = nn.Linear(c.hidden_dim, vocab_size) if not head else None
+        self.adaptive_output = (nn.AdaptiveLogSoftmaxWithLoss(features, vocab_size, adaptive_cutoffs(
+            head, vocab_size), ADAPTIVE_DIV) if head else None)
         if self.adaptive_output is not None:
             self.register_buffer("output_rank", torch.arange(vocab_size))
         if c.tie_embeddings and self.output is not None:  # the embedding's N(0, 1) start would make the first logits ~sqrt(hidden) wide
@@ -135,7 +152,8 @@ class SentenceVAE(nn.Module):
             self.output.weight = self.embedding.weight
         self.form_embedding = FormEmbedding(c.form_dim, vocab_size) if c.form_dim else None  # last: same init above
         # At a rhyme slot, a learnt score of every token for the group to follow: p(character | rhyme) from the corpus
-        self.rhyme_output = nn.Parameter(torch.zeros(vocab_size, RHYME_GROUPS - 1)) if c.form_dim else None
+        self.rhyme_output = (nn.Parameter(torch.zeros(vocab_size, RHYME_GROUPS - 1))
+                             if c.form_dim and self.output is not None else None)
 
     def encode(self, tokens: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor | None = None) -> Posterior:
         """tokens (B, T), lengths (B,), labels (B,) for a conditional model -> q(z|x[, c]). Packing makes the
@@ -144,8 +162,7 @@ class SentenceVAE(nn.Module):
             empty = tokens.new_zeros(tokens.size(0), 0, dtype=self.embedding.weight.dtype)
             return Posterior(empty, empty)
         embedded = self.embedding(tokens)  # (B, T, E): no dropout, the encoder must see the whole sentence
-        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        _, hidden = self.encoder(packed)  # (layers * directions, B, H)
+        _, hidden = gru(self.encoder, embedded, lengths=lengths)  # (layers * directions, B, H)
         directions = 2 if self.config.bidirectional else 1
         last = hidden.view(self.config.encoder_layers, directions, -1, self.encoder_dim)[-1]  # (D, B, H)
         summary = last.transpose(0, 1).reshape(tokens.size(0), -1)  # (B, D * H)
@@ -203,10 +220,10 @@ class SentenceVAE(nn.Module):
         outputs does not reach, and keeps the fused GRU kernel."""
         p = self.config.weight_drop
         if not (self.training and p):
-            return self.decoder(x, state)
+            return gru(self.decoder, x, state)
         dropped = {name: nn.functional.dropout(weight, p) for name, weight in self.decoder.named_parameters()
                    if name.startswith("weight_hh")}
-        return torch.func.functional_call(self.decoder, dropped, (x, state))
+        return gru(self.decoder, x, state, weights=dropped)
 
     def decode(self, inputs: torch.Tensor, code: torch.Tensor, state: torch.Tensor,
                form_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -247,10 +264,11 @@ class SentenceVAE(nn.Module):
         padding costs nothing.
 
         The output layer is fused into the cross-entropy (objectives.LinearCrossEntropy), its matrix products
-        in `dtype`, so the (B, T, V) logits are never formed; an adaptive one scores each token's cluster alone.
+        in `dtype`, so the (B, T, V) logits are never formed; an adaptive one scores each token's cluster alone
+        (in float32).
         """
         if self.adaptive_output is not None:
-            return adaptive_reconstruction_nll(hidden, self.adaptive_output, self.output_rank, targets, dtype)
+            return adaptive_reconstruction_nll(hidden, self.adaptive_output, self.output_rank, targets)
         assert self.output is not None
         return reconstruction_nll(hidden, self.output_weight(), self.output.bias, targets, dtype)
 

@@ -102,14 +102,16 @@ def reconstruction_nll(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.T
 
 
 def adaptive_reconstruction_nll(hidden: torch.Tensor, layer: nn.AdaptiveLogSoftmaxWithLoss, rank: torch.Tensor,
-                                targets: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                                targets: torch.Tensor) -> torch.Tensor:
     """`reconstruction_nll` under an adaptive softmax: decoder states (B, T, H), the layer, each token's rank by
     frequency (V,) (the layer's class), targets (B, T) -> (B,). The layer scores the head for every token and a
-    tail cluster only for the tokens in it; its products run in `dtype`, its log-softmax in float32."""
+    tail cluster only for the tokens in it, in float32 whatever the training precision: it is a fraction of a full
+    layer's cost, and its clusters' row counts change at every step, which in bfloat16 would cache a kernel per
+    shape (see LinearCrossEntropy)."""
     real = targets != PAD_ID
-    with torch.autocast(hidden.device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
-        logp = layer(hidden[real], rank[targets[real]]).output  # (N,) log p of each target
-    return per_sentence(-logp.float(), real)
+    with torch.autocast(hidden.device.type, enabled=False):
+        logp = layer(hidden[real].float(), rank[targets[real]]).output  # (N,) log p of each target
+    return per_sentence(-logp, real)
 
 
 def per_sentence(nll: torch.Tensor, real: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from vaegen.core.devices import resolve_precision
 from vaegen.core.errors import Interrupted, TrainingError
 from vaegen.core.files import cache_dir
 from vaegen.core.labels import Labels
-from vaegen.core.model import SentenceVAE
+from vaegen.core.model import SentenceVAE, output_head_for
 from vaegen.core.objectives import LossTerms, encoder_converged, vae_loss, word_dropout
 from vaegen.core.token_cache import TokenArray, cached_encode, encode_lines
 from vaegen.core.tokenizer import EOS_ID, UNK_ID, Tokenizer
@@ -200,6 +200,8 @@ def build_run(config: Config, out: Path, device: torch.device, say: Log, *, low_
         say(f"labels: {len(labels.known)} seen at least data.min_label_count = {config.data.min_label_count} times; "
             f"the {sum(i == Labels.OTHER for i in train_label_ids):,} training lines of rarer ones share one "
             f"'other' label")
+    head = output_head_for(config.model, tokenizer.vocab_size)  # the default resolved, and saved as chosen
+    config = replace(config, model=replace(config.model, output_head=head))
     if config.model.output_head >= tokenizer.vocab_size:
         raise TrainingError(f"model.output_head = {config.model.output_head} is not below the vocabulary's "
                             f"{tokenizer.vocab_size} pieces; lower it, or set 0 for a full softmax")

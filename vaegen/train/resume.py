@@ -16,6 +16,8 @@ from typing import Any
 from vaegen.core import checkpoint
 from vaegen.core.config import Config, apply_overrides, load_config
 from vaegen.core.errors import TrainingError
+from vaegen.core.model import output_head_for
+from vaegen.core.tokenizer import Tokenizer
 
 RESUMABLE_KEYS = {"train.epochs", "train.max_steps", "train.log_every", "train.eval_every", "train.checkpoint_every",
                   "train.checkpoint_minutes", "train.max_nonfinite_skips", "train.refine_epochs"}
@@ -39,11 +41,13 @@ def load_resumable(out: Path, overrides: list[str], preset: Path | None = None) 
     state = payload.get("train_state") or {}
     if "resume" not in state:
         raise TrainingError(f"{out} holds no training state to resume; start a new run with --force or another --out")
-    saved = Config.from_dict(payload["config"], source=f"{out} config")
+    saved = checkpoint.saved_config(payload, f"{out} config")
     if preset is None:
         config = apply_overrides(saved, overrides, RESUMABLE_KEYS)
     else:
         config = load_config(preset, overrides)
+        vocab_size = Tokenizer(bytes(payload["tokenizer"])).vocab_size  # the preset's default head, as the run chose it
+        config.model.output_head = output_head_for(config.model, vocab_size)
         if conflicts := differences(saved, config):
             raise TrainingError(f"--config {preset} does not match the run in {out}: {'; '.join(conflicts)}; "
                                 f"resume without --config to continue the run as it was")
