@@ -158,8 +158,8 @@ class SentenceVAE(nn.Module):
                              if c.form_dim and self.output is not None else None)
 
     def encode(self, tokens: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor | None = None) -> Posterior:
-        """tokens (B, T), lengths (B,), labels (B,) for a conditional model -> q(z|x[, c]). Packing makes the
-        result independent of padding."""
+        """tokens (B, T), lengths (B,), labels (B,) for a conditional model -> q(z|x[, c]). Reading each
+        sentence to its own end (packed, or masked in CPU training: `recurrence.gru`) makes it independent of padding."""
         if self.encoder is None or self.to_posterior is None:  # the language model: an empty code
             empty = tokens.new_zeros(tokens.size(0), 0, dtype=self.embedding.weight.dtype)
             return Posterior(empty, empty)

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
 class GRULayer(torch.autograd.Function):
@@ -103,11 +103,11 @@ def gru(module: nn.GRU, x: torch.Tensor, state: torch.Tensor | None = None, leng
     pass"): a reading to each sentence's end, which torch runs packed, or products in bfloat16 (the autocast dtype);
     anything else (an fp32 reading of whole rows, inference, CUDA) runs the module itself, packed when `lengths`
     is given."""
-    params = {**dict(module.named_parameters()), **(weights or {})}
-    exact = params["weight_hh_l0"].dtype
+    exact = module.get_parameter("weight_hh_l0").dtype
     dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else exact
     if x.device.type != "cpu" or not torch.is_grad_enabled() or (lengths is None and dtype == exact):
         return _module_gru(module, x, state, lengths, weights)
+    params = {**dict(module.named_parameters()), **(weights or {})}
     directions = 2 if module.bidirectional else 1
     batch, steps = x.shape[:2]
     if state is None:
@@ -135,5 +135,5 @@ def _module_gru(module: nn.GRU, x: torch.Tensor, state: torch.Tensor | None, len
     out, final = (torch.func.functional_call(module, weights, (inputs, state)) if weights
                   else module(inputs, state))
     if lengths is not None:
-        out = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.size(1))[0]
+        out = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))[0]
     return out, final
