@@ -153,7 +153,7 @@ def test_the_default_head_is_chosen_by_the_vocabulary_and_saved_as_chosen(traine
     assert checkpoint.load(tmp_path / "default.pt").config.model.output_head == 0  # 200 pieces: a full softmax
     payload = torch.load(tmp_path / "default.pt", weights_only=True)
     del payload["config"]["model"]["output_head"]  # as written before the adaptive layer existed
-    assert checkpoint.saved_config(payload, "old").model.output_head == 0  # not the default, -1
+    assert checkpoint.saved_config(payload, Path("old")).model.output_head == 0  # not the default, -1
     torch.save(payload, tmp_path / "old.pt")
     old, new = checkpoint.load(tmp_path / "old.pt"), checkpoint.load(tmp_path / "default.pt")
     tokens, z = torch.tensor([[5, 6, 7, EOS_ID]]), torch.zeros(1, config.model.latent_dim)

@@ -23,6 +23,7 @@ from vaegen.songci.form_mask import HeldForm
 from vaegen.songci.forms import form_of, rhyme_steps
 from vaegen.songci.rhymes import rhyme_classes
 from vaegen.songci.tunes import form_probability
+from vaegen.train.resume import load_resumable
 
 CI = "春风又绿江南岸，明月何时照我还。花落知多少。"
 
@@ -120,3 +121,5 @@ def test_a_form_aware_checkpoint_of_format_2_is_refused_with_the_fix(form_model:
     torch.save({**torch.load(form_model[0], weights_only=True), "version": 2}, old)
     with pytest.raises(CheckpointError, match="retrain it"):
         checkpoint.load(old)
+    with pytest.raises(CheckpointError, match="retrain it"):  # resuming it is refused alike
+        load_resumable(old, [])

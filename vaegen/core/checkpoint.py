@@ -109,24 +109,26 @@ class Loaded(NamedTuple):
     labels: Labels | None  # a conditional model's labels
 
 
-def saved_config(payload: dict[str, Any], source: str) -> Config:
-    """The config a checkpoint was written with. Files from before the adaptive output layer have no
-    model.output_head: theirs is a full softmax (0), not today's default, which is chosen by the vocabulary."""
+def saved_config(payload: dict[str, Any], path: Path) -> Config:
+    """The config a checkpoint was written with, or a one-line refusal of a model this vaegen cannot rebuild. Files
+    from before the adaptive output layer have no model.output_head: theirs is a full softmax (0), not today's
+    default, which is chosen by the vocabulary."""
     values = payload["config"]
     if isinstance(values, dict) and isinstance(values.get("model"), dict):
         values = {**values, "model": {"output_head": 0, **values["model"]}}
-    return Config.from_dict(values, source=source)
+    config = Config.from_dict(values, source=f"{path} config")
+    if config.model.form_dim and payload["version"] < 3:
+        raise CheckpointError(f"{path} holds a form-aware model of checkpoint format {payload['version']}, whose "
+                              "decoder read the first rhyme's character; this vaegen's reads its rhyme group: "
+                              "retrain it (vaegen train ... --config configs/songci-ci.toml)")
+    return config
 
 
 def load(path: Path, device: torch.device | str = "cpu") -> Loaded:
     """A ready model (in eval mode, on `device`) with its tokenizer and config; no other file needed."""
     payload = read(path)
     try:
-        config = saved_config(payload, f"{path} config")
-        if config.model.form_dim and payload["version"] < 3:
-            raise CheckpointError(f"{path} holds a form-aware model of checkpoint format {payload['version']}, whose "
-                                  "decoder read the first rhyme's character; this vaegen's reads its rhyme group: "
-                                  "retrain it (vaegen train ... --config configs/songci-ci.toml)")
+        config = saved_config(payload, path)
         tokenizer = Tokenizer(bytes(payload["tokenizer"]))
         labels = Labels.from_payload(payload["labels"]) if payload.get("labels") is not None else None
         model = SentenceVAE(config.model, tokenizer.vocab_size, len(labels) if labels is not None else 0)

@@ -41,7 +41,7 @@ def load_resumable(out: Path, overrides: list[str], preset: Path | None = None) 
     state = payload.get("train_state") or {}
     if "resume" not in state:
         raise TrainingError(f"{out} holds no training state to resume; start a new run with --force or another --out")
-    saved = checkpoint.saved_config(payload, f"{out} config")
+    saved = checkpoint.saved_config(payload, out)
     if preset is None:
         config = apply_overrides(saved, overrides, RESUMABLE_KEYS)
     else:
