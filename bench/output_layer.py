@@ -48,7 +48,8 @@ def main() -> None:
                                                                f"model.output_head={head}", *args.overrides],
                          args.steps, args.warmup)
         base = base or result["sentences_per_s"]
-        rows.append([{0: "full", -1: f"default ({result['head']})"}.get(head, head), f"{result['output_flops'] / 1e6:.1f}", f"{result['sentences_per_s']:,.1f}",
+        name = {0: "full", -1: f"default ({result['head']})"}.get(head, head)
+        rows.append([name, f"{result['output_flops'] / 1e6:.1f}", f"{result['sentences_per_s']:,.1f}",
                      f"{result['sentences_per_s'] / base:.2f}x", f"{lines / result['sentences_per_s'] / 60:.1f}",
                      f"{result['tokens_per_s']:,.0f}", f"{result['elbo']:.2f}", f"{result['rec']:.2f}",
                      f"{result['kl']:.2f}", f"{result['peak_rss_mib']:,.0f}"])

@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override, repeatable")
     parser.add_argument("--rows", type=int, default=22)
     args = parser.parse_args()
+    if args.train is None and args.data is None:
+        parser.error("give --data or --train")
     train = args.train or args.data / "ptb.train.txt"
     print(machine())
     config = load_config(args.config, [f"model.output_head={args.head}", f"train.precision={args.precision}",

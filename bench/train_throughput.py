@@ -45,9 +45,8 @@ def measure(train: Path, valid: Path, config: Path, overrides: list[str], steps:
     `valid` after its last step: steady-state throughput, peak RSS, FLOPs and the validation figures."""
     with tempfile.TemporaryDirectory() as directory:
         out = Path(directory) / "bench.pt"
-        args = [sys.executable, "-m", "vaegen", "train", str(train), "--valid",
-                str(valid), "--config", str(config), "--out", str(out), "--no-progress",
-                "--max-steps", str(steps), "--set", f"train.log_every={LOG_EVERY}"]
+        args = [sys.executable, "-m", "vaegen", "train", str(train), "--valid", str(valid), "--config", str(config),
+                "--out", str(out), "--no-progress", "--max-steps", str(steps), "--set", f"train.log_every={LOG_EVERY}"]
         for override in overrides:
             args += ["--set", override]
         child = run_child(args, cwd=ROOT)
@@ -63,8 +62,8 @@ def measure(train: Path, valid: Path, config: Path, overrides: list[str], steps:
     return {"tokens_per_s": sum(r["tokens_per_s"] for r in steady) / len(steady),
             "sentences_per_s": sum(r["sentences_per_s"] for r in steady) / len(steady),
             "peak_rss_mib": child.peak_rss_mib, "flops_per_token": train_flops_per_token(settings, output),
-            "output_flops": output, "head": settings.model.output_head, "batch_size": settings.train.batch_size, "elbo": last["elbo"],
-            "rec": last["rec"], "kl": last["kl"]}
+            "output_flops": output, "head": settings.model.output_head, "batch_size": settings.train.batch_size,
+            "elbo": last["elbo"], "rec": last["rec"], "kl": last["kl"]}
 
 
 def main() -> None:
@@ -80,8 +79,8 @@ def main() -> None:
     roof = peaks()["2048 x 2048 x 2048"]
     rows = []
     for precision in args.precision:
-        result = measure(args.data / "ptb.train.txt", args.data / "ptb.valid.txt", args.config, [f"train.precision={precision}", *args.overrides],
-                         args.steps, args.warmup)
+        result = measure(args.data / "ptb.train.txt", args.data / "ptb.valid.txt", args.config,
+                         [f"train.precision={precision}", *args.overrides], args.steps, args.warmup)
         achieved = result["tokens_per_s"] * result["flops_per_token"] / 1e9
         rows.append([precision, result["batch_size"], f"{result['tokens_per_s']:,.0f}",
                      f"{result['sentences_per_s']:,.1f}", f"{result['peak_rss_mib']:,.0f}",
