@@ -38,10 +38,16 @@ def test_integer_accepted_for_float() -> None:
     ("anneal.schedule=sigmoid", "anneal.schedule must be one of"),
     ("model.bidirectional=1", "must be bool"),
     ("lr=0.1", "must look like section.key=value"),
+    ("train.kl_target=-1", "train.kl_target must not be negative"),
 ])
 def test_bad_overrides_are_refused(override: str, fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment.replace("(", r"\(")):
         load_config(None, [override])
+
+
+def test_one_floor_for_the_kl() -> None:
+    with pytest.raises(ConfigError, match="set one of them to 0"):
+        load_config(None, ["train.free_bits=0.25", "train.kl_target=8"])
 
 
 def test_bad_preset_file(tmp_path: Path) -> None:

@@ -169,3 +169,18 @@ def test_vae_loss_applies_free_bits_to_the_loss_alone() -> None:
     rec, mu, logvar = torch.zeros(2), torch.zeros(2, 3), torch.zeros(2, 3)  # every dimension at KL 0
     terms = vae_loss(rec, mu, logvar, beta=1.0, free_bits_target=0.5)
     assert terms.loss.item() == pytest.approx(1.5) and terms.kl.abs().max().item() == 0.0
+
+
+def test_vae_loss_kl_target_floors_the_whole_code_not_each_dimension() -> None:
+    # one dimension holds 2 nats, the other none: a per-dimension floor of 1 charges the empty one,
+    # a target of 2 over the whole code is met as it is and charges nothing more
+    rec, logvar = torch.zeros(1), torch.zeros(1, 2)
+    mu = torch.tensor([[2.0, 0.0]], requires_grad=True)
+    per_dimension = vae_loss(rec, mu, logvar, beta=1.0, free_bits_target=1.0)
+    assert per_dimension.loss.item() == pytest.approx(3.0)
+    whole = vae_loss(rec, mu, logvar, beta=1.0, kl_target=2.0 - 1e-4)
+    assert whole.loss.item() == pytest.approx(2.0) and whole.kl.item() == pytest.approx(2.0)
+    whole.loss.backward()
+    assert mu.grad is not None and mu.grad[0].tolist() == pytest.approx([2.0, 0.0])
+    below = vae_loss(rec, mu.detach().requires_grad_(), logvar, beta=1.0, kl_target=5.0)
+    assert below.loss.item() == pytest.approx(5.0) and below.kl.item() == pytest.approx(2.0)

@@ -178,6 +178,18 @@ def test_pretraining_holds_beta_at_zero_then_resets_and_resumes_exactly(english_
     assert train_losses(split) == train_losses(whole)
 
 
+def test_kl_target_is_what_training_pays_below_it(english_corpus: Path, tmp_path: Path) -> None:
+    # a target far above any KL the tiny model reaches: every step pays exactly beta * target for its code
+    out = tmp_path / "vae.pt"
+    assert run(["train", str(english_corpus), "--out", str(out), "--config", str(TINY), "--no-progress",
+                "--max-steps", "6", "--set", "train.log_every=1", "--set", "train.kl_target=1000",
+                "--set", "anneal.schedule=constant"]) == 0
+    train = [r for r in records(out) if r["kind"] == "train"]
+    assert len(train) == 6 and all(r["kl"] < 1000 and r["beta"] == 1.0 for r in train)
+    for r in train:
+        assert r["loss"] == pytest.approx(r["rec"] + 1000, rel=1e-4)
+
+
 def test_encoder_loop_stops_when_a_window_of_losses_stops_falling() -> None:
     falling = [10.0 - 0.1 * i for i in range(45)]
     assert not any(encoder_converged(falling[:n]) for n in range(46))

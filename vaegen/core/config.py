@@ -97,6 +97,7 @@ class TrainConfig:
     word_dropout: float = 0.25  # share of decoder inputs replaced by <unk> (Bowman et al.)
     free_bits: float = 0.0  # nats per latent dimension that cost nothing to use (Kingma et al., 2016); 0 = off
     free_bits_per_example: bool = False  # judge each example's dimensions alone (Li et al., 2019), not the batch mean
+    kl_target: float = 0.0  # nats of the whole code's KL per sentence that cost nothing (free bits as one group); 0 = off
     pretrain_epochs: int = 0  # autoencoder epochs (beta = 0) before a decoder reset and the VAE (Li et al., 2019)
     aggressive_epochs: int = 0  # at most this many epochs of aggressive encoder updates (He et al., 2019); 0 = off
     refine_epochs: int = 0  # encoder-only epochs after `epochs`, at beta = 1 without free bits or word dropout
@@ -205,6 +206,9 @@ def validate(config: Config) -> None:
     _check(tr.grad_clip > 0, "train.grad_clip must be positive")
     _check(0.0 <= tr.word_dropout <= 1.0, "train.word_dropout must lie in [0, 1]")
     _check(tr.free_bits >= 0.0, "train.free_bits must not be negative (0 = off)")
+    _check(tr.kl_target >= 0.0, "train.kl_target must not be negative (0 = off)")
+    _check(not (tr.free_bits and tr.kl_target), "train.free_bits and train.kl_target are two floors for the same KL: "
+           "set one of them to 0")
     _check(0 <= tr.pretrain_epochs < tr.epochs, "train.pretrain_epochs must lie in [0, train.epochs)")
     _check(tr.aggressive_epochs >= 0, "train.aggressive_epochs must not be negative (0 = off)")
     _check(tr.refine_epochs >= 0, "train.refine_epochs must not be negative (0 = off)")

@@ -165,9 +165,16 @@ class LossTerms(NamedTuple):
 
 
 def vae_loss(rec: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, beta: float,
-             free_bits_target: float = 0.0, free_bits_per_example: bool = False) -> LossTerms:
+             free_bits_target: float = 0.0, free_bits_per_example: bool = False, kl_target: float = 0.0) -> LossTerms:
     """The batch loss from the reconstruction NLL rec (B,) (`SentenceVAE.token_nll`) and the posteriors
-    mu, logvar (B, L): mean of rec + beta * KL term, the KL taken in float32 whatever the autocast."""
+    mu, logvar (B, L): mean of rec + beta * KL term, the KL taken in float32 whatever the autocast.
+
+    `kl_target` is free bits over the whole code as one group: the sentence's KL below it costs the target, so
+    the model keeps that many nats without being told which dimensions must hold them (`free_bits_target` is
+    per dimension); only one of the two is set."""
     per_dimension = kl_per_dimension(mu.float(), logvar.float())
-    kl_term = free_bits(per_dimension, free_bits_target, free_bits_per_example)
+    if kl_target > 0.0:
+        kl_term = free_bits(per_dimension.sum(dim=-1, keepdim=True), kl_target, free_bits_per_example)
+    else:
+        kl_term = free_bits(per_dimension, free_bits_target, free_bits_per_example)
     return LossTerms((rec + beta * kl_term).mean(), rec, per_dimension.sum(dim=-1))

@@ -282,7 +282,7 @@ def batch_terms(run: Run, state: RunState, indices: list[int], plan: StepPlan) -
         output = run.replicated(batch.tokens, batch.lengths, inputs, eps, batch.labels, batch.form_ids)
     rec = run.model.token_nll(output.hidden, batch.tokens, torch.bfloat16 if run.low_precision else torch.float32)
     terms = vae_loss(rec, output.mu, output.logvar, plan.beta, 0.0 if plan.plain else tc.free_bits,
-                     tc.free_bits_per_example)
+                     tc.free_bits_per_example, 0.0 if plan.plain else tc.kl_target)
     return terms._replace(loss=terms.loss * weight)
 
 
