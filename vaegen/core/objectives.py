@@ -173,8 +173,6 @@ def vae_loss(rec: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, beta: fl
     the model keeps that many nats without being told which dimensions must hold them (`free_bits_target` is
     per dimension); only one of the two is set."""
     per_dimension = kl_per_dimension(mu.float(), logvar.float())
-    if kl_target > 0.0:
-        kl_term = free_bits(per_dimension.sum(dim=-1, keepdim=True), kl_target, free_bits_per_example)
-    else:
-        kl_term = free_bits(per_dimension, free_bits_target, free_bits_per_example)
+    groups = per_dimension.sum(dim=-1, keepdim=True) if kl_target > 0.0 else per_dimension
+    kl_term = free_bits(groups, kl_target or free_bits_target, free_bits_per_example)
     return LossTerms((rec + beta * kl_term).mean(), rec, per_dimension.sum(dim=-1))
