@@ -123,7 +123,7 @@ def test_locate_prefers_flag_then_environment(tmp_path: Path, monkeypatch) -> No
 
 def test_export_keeps_what_generation_needs_in_half_the_bytes(tiny_checkpoint: Path, tmp_path: Path) -> None:
     exported = tmp_path / "small.pt"
-    checkpoint.export(tiny_checkpoint, exported, half=True)
+    checkpoint.export(tiny_checkpoint, exported, "float16")
     assert exported.stat().st_size < tiny_checkpoint.stat().st_size / 4
     payload = torch.load(exported, weights_only=True)
     assert "resume" not in payload["train_state"] and payload["train_state"]["valid"] is not None
@@ -133,6 +133,57 @@ def test_export_keeps_what_generation_needs_in_half_the_bytes(tiny_checkpoint: P
         assert b.dtype == a.dtype and torch.allclose(a, b, rtol=1e-3, atol=1e-4), name
     with pytest.raises(TrainingError, match="no training state to resume"):
         load_resumable(exported, [])
+
+
+def test_int8_rows_keep_their_own_scale() -> None:
+    weights = {"w": torch.tensor([[1.0, -0.5, 0.25], [1e-3, -2e-3, 5e-4]]), "b": torch.tensor([0.1, 0.2]),
+               "ids": torch.tensor([1, 2])}
+    stored, scales = checkpoint.quantize(weights)
+    assert stored["w"].dtype == torch.int8 and stored["b"].dtype == torch.float16 and stored["ids"].dtype == torch.int64
+    assert set(scales) == {"w"} and stored["w"].abs().amax(dim=1).tolist() == [127, 127]
+    back = checkpoint.dequantize(stored, scales)["w"]
+    row_max = weights["w"].abs().amax(dim=1, keepdim=True)
+    assert ((back - weights["w"]).abs() <= row_max / 254 + 1e-9).all()  # half a step of its own row's scale
+    assert (back[1] != 0).all()  # a row of small weights is not rounded away by a large row's scale
+
+
+def test_int8_export_loads_as_float32_close_to_the_original(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    small, half = tmp_path / "int8.pt", tmp_path / "half.pt"
+    checkpoint.export(tiny_checkpoint, small, "int8")
+    checkpoint.export(tiny_checkpoint, half, "float16")
+    assert small.stat().st_size < 0.7 * half.stat().st_size
+    payload = torch.load(small, weights_only=True)
+    assert payload["version"] == checkpoint.VERSION and payload["scales"]
+    original, loaded = checkpoint.load(tiny_checkpoint), checkpoint.load(small)
+    for (name, a), b in zip(original.model.state_dict().items(), loaded.model.state_dict().values()):
+        assert b.dtype == a.dtype and torch.allclose(a, b, atol=a.abs().max().item() / 100 + 1e-6), name
+    again = tmp_path / "again.pt"
+    checkpoint.export(small, again, "float16")  # an int8 file re-exported is read back first, not reinterpreted
+    assert torch.allclose(checkpoint.load(again).model.state_dict()[name], b, atol=1e-2)
+    with pytest.raises(CheckpointError, match="choose one of float32, float16, int8"):
+        checkpoint.export(tiny_checkpoint, tmp_path / "x.pt", "int4")
+
+
+def test_a_shipped_model_is_found_by_name_and_only_one_source_is_named(tmp_path: Path) -> None:
+    from vaegen.core import shipped
+
+    assert checkpoint.locate(None, model="songci-ci") == checkpoint.BUNDLED_TUNES
+    assert checkpoint.locate(None, model="en") == shipped.MODELS_DIR / "en.pt"
+    with pytest.raises(CheckpointError, match="not a model that ships with vaegen; choose one of en, songci-lines"):
+        checkpoint.locate(None, model="english")
+    with pytest.raises(CheckpointError, match="--checkpoint and --model both"):
+        checkpoint.locate(tmp_path / "x.pt", model="en")
+
+
+def test_every_shipped_model_carries_its_corpus_licence_and_figures() -> None:
+    from vaegen.core import shipped
+
+    data = Path(__file__).resolve().parents[1] / "data"
+    sources = {"wordnet.txt": data / "wordnet" / "LICENSE", "chinese-poetry.txt": data / "songci" / "LICENSE"}
+    for model in shipped.models().values():
+        assert model.file.is_file() and model.figures.is_file(), model.name
+        assert model.licence_file.read_bytes() == sources[model.licence_file.name].read_bytes()
+        assert model.scores()["nll"] > 0 and model.name in shipped.find(model.name).name
 
 
 def test_the_bundled_model_is_a_song_ci_model_and_the_package_stays_small() -> None:

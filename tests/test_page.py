@@ -1,22 +1,29 @@
-"""The page of `vaegen serve` in a real headless Chromium (Debian's `chromium`, driven by Playwright): the map,
-a typed sentence's reconstruction, a click that decodes, an interpolation, a ci by tune; and not one request
-outside the server. Skipped where Playwright or Chromium is missing, unless $VAEGEN_REQUIRE_BROWSER is set
+"""The page of `vaegen serve` in a real headless Chromium (Debian's `chromium`, driven by Playwright): the map by
+neighbours and on its principal axes, its colours, a typed sentence's reconstruction, a click that decodes, an
+interpolation, a ci by tune; a map's build shown as it goes and then the map; and not one request outside the
+server. Skipped where Playwright or Chromium is missing, unless $VAEGEN_REQUIRE_BROWSER is set
 (as CI sets it); with $VAEGEN_SCREENSHOTS=DIR it saves the screenshots of docs/img there."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from vaegen.songci.forms import form_of
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 CI_A = "一曲新词酒一杯。去年天气旧亭台。夕阳西下几时回。无可奈何花落去，似曾相识燕归来。小园香径独徘徊。"
 CI_B = "青杏园林著酒香。佳人初试薄罗裳。柳丝无力燕飞忙。乍雨乍晴花自落，闲愁闲闷日偏长。为谁消瘦减容光。"
@@ -30,20 +37,11 @@ def needs(available: bool, what: str) -> None:
         pytest.skip(f"{what} is missing")
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    """The shipped model of whole ci behind a real uvicorn server on a free loopback port."""
-    needs(shutil.which("true") is not None and _importable("uvicorn") and _importable("fastapi"), "vaegen[serve]")
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """`app` behind a real uvicorn server on a free loopback port, for the time of the block: its address."""
     import uvicorn
 
-    import vaegen
-    from vaegen.core import checkpoint
-    from vaegen.serve.app import create_app
-    from vaegen.serve.landscape import build
-    from vaegen.serve.service import Service
-
-    model = vaegen.load(checkpoint.BUNDLED_TUNES, "cpu")
-    app = create_app(Service(model, build(model, None, 300), "songci-ci.pt"))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -52,9 +50,30 @@ def server() -> Iterator[str]:
     thread.start()
     while not instance.started:
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        instance.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """The shipped model of whole ci with the map that ships with it, served."""
+    needs(_importable("uvicorn") and _importable("fastapi") and _importable("sklearn"), "vaegen[serve]")
+    import vaegen
+    from vaegen.core import shipped
+    from vaegen.generate.landscape import read
+    from vaegen.serve.app import create_app
+    from vaegen.serve.landscape import ServedMap
+    from vaegen.serve.service import Service
+
+    ships = shipped.find(shipped.DEFAULT_TUNES)
+    landscape = read(ships.map)
+    assert landscape is not None, f"{ships.map} is missing: `vaegen map` makes it (vaegen/models/README.md)"
+    service = Service(vaegen.load(ships.file, "cpu"), ServedMap.ready(landscape), ships.file.name)
+    with serving(create_app(service)) as url:
+        yield url
 
 
 def _importable(name: str) -> bool:
@@ -89,7 +108,13 @@ def test_the_page_explores_the_space_and_asks_nothing_of_other_origins(server: s
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(server)
         idle(page)
-        assert page.locator("#map circle.point").count() == 300  # the map is drawn
+        total = json.loads(urllib.request.urlopen(server + "/api/map").read())["total"]
+        assert page.locator("#map circle.point").count() == total  # the map is drawn, by neighbours
+        assert page.inner_text("#kept").startswith("neighbours in z kept on screen: ")
+        assert page.locator("#colour-legend li").count() == 10  # coloured by tune: the nine most common, and the rest
+        page.select_option("#colour", "word")
+        page.fill("#word", "春")
+        assert "contain “春”" in page.inner_text("#colour-legend")
 
         page.select_option("#tune", "浣溪沙")
         page.fill("#text", CI_A)
@@ -98,7 +123,10 @@ def test_the_page_explores_the_space_and_asks_nothing_of_other_origins(server: s
         reconstruction = page.inner_text("#reconstruction").strip()
         assert form_of(reconstruction) == "7。7。7。7，7。7。"  # read back from the page, in the tune's form
         assert page.locator("#neighbours li").count() > 0
+        assert page.locator("#overlay .marker.encoded").count() == 1  # placed among its neighbours on the map
 
+        page.select_option("#layout", "axes")  # a click decodes on the principal axes
+        assert page.is_visible("#axis-x") and "of variance" in page.inner_text("#axis-x")
         box = page.locator("#map").bounding_box()
         assert box is not None
         page.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.7)
@@ -135,3 +163,47 @@ def test_the_page_explores_the_space_and_asks_nothing_of_other_origins(server: s
     assert {path: "strategy" in body for path, body in sent.items()} == {
         "/api/reconstruct": False, "/api/decode": False, "/api/interpolate": False, "/api/sample": False}
     assert requested and all(url.startswith(server + "/") or url == server for url in requested), requested
+
+
+def test_the_page_shows_the_maps_build_as_it_goes_and_then_the_map() -> None:
+    needs(_importable("uvicorn") and _importable("fastapi") and _importable("sklearn"), "vaegen[serve]")
+    needs(_importable("playwright"), "playwright")
+    needs(BROWSER is not None, "Chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    import vaegen
+    from vaegen.core import shipped
+    from vaegen.generate.landscape import Landscape, read
+    from vaegen.serve.app import create_app
+    from vaegen.serve.landscape import ServedMap
+    from vaegen.serve.service import Service
+
+    ships = shipped.find(shipped.DEFAULT)
+    landscape = read(ships.map)
+    assert landscape is not None
+    release = threading.Event()
+
+    def build(progress: Any) -> Landscape:  # a build held at 40 of 100 until the page has shown it
+        progress("encoding", 40, 100)
+        release.wait(60)
+        progress("laying out", 100, 100)
+        return landscape
+
+    served = ServedMap("corpus", 100, build=build)
+    with serving(create_app(Service(vaegen.load(ships.file, "cpu"), served, ships.file.name))) as url, \
+            sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=BROWSER, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(url)
+        page.wait_for_selector("#map-progress:not([hidden])", timeout=30_000)
+        page.wait_for_function("document.getElementById('map-progress-text').textContent.includes('40 of 100')")
+        assert page.locator("#map circle.point").count() == 0
+        idle(page)  # the page is free to use while the map is built
+        release.set()
+        page.wait_for_selector("#map-progress", state="hidden", timeout=30_000)
+        assert page.locator("#map circle.point").count() == len(landscape.texts)
+        assert "%" in page.inner_text("#kept")
+        browser.close()
+    assert not errors, errors

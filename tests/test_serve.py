@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from vaegen.core import checkpoint
 from vaegen.core.config import SAMPLING_TEMPERATURE, SAMPLING_TOP_P
 from vaegen.core.errors import VaegenError
 from vaegen.generate.decoding import GREEDY, Strategy
+from vaegen.generate.landscape import build
 from vaegen.serve import landscape as maps
 from vaegen.serve import schemas
 from vaegen.serve.app import create_app
@@ -34,7 +36,7 @@ CI_B = "青杏园林著酒香。佳人初试薄罗裳。柳丝无力燕飞忙。
 @pytest.fixture(scope="module")
 def service() -> Service:
     model = vaegen.load(checkpoint.BUNDLED_TUNES, "cpu")
-    return Service(model, maps.build(model, None, 40), "songci-ci.pt")
+    return Service(model, maps.ServedMap.ready(build(model, None, 40)), "songci-ci.pt")
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +53,8 @@ def ok(client: TestClient, path: str, body: dict) -> list[dict]:
 
 def test_health_map_tunes_and_schema(client: TestClient) -> None:
     health = client.get("/api/health").json()
-    assert health == {"status": "ok", "model": "songci-ci.pt", "latent_dim": 32, "tunes": True, "map_source": "prior",
-                      "map_points": 40}
+    assert health == {"status": "ok", "model": "songci-ci.pt", "latent_dim": 32, "max_length": 160, "tunes": True,
+                      "map_source": "prior", "map_points": 40}
     view = client.get("/api/map").json()
     assert len(view["points"]) == 40 and view["source"] == "prior" and view["explained"][0] >= view["explained"][1] > 0
     tunes = client.get("/api/tunes").json()["tunes"]
@@ -191,10 +193,14 @@ def test_the_factory_loads_what_the_environment_names(tmp_path: Path, monkeypatc
                         "VAEGEN_SERVE_URL": "http://127.0.0.1:9"}.items():
         monkeypatch.setenv(name, value)
     app = create_app()  # as uvicorn calls it
-    ready, url = capsys.readouterr().err.splitlines()
-    assert ready.startswith("map of 3 corpus sentences computed and cached; ready in ") and url == "http://127.0.0.1:9"
+    building, ready, url = capsys.readouterr().err.splitlines()
+    assert building.startswith("map: building it from 3 corpus sentences in the background")
+    assert ready.startswith("ready in ") and url == "http://127.0.0.1:9"
     with TestClient(app) as client:
         health = client.get("/api/health").json()
+        while (view := client.get("/api/map").json())["status"] == "building":
+            time.sleep(0.05)
+    assert view["status"] == "ready" and [len(view["points"]), view["total"]] == [3, 3]
     assert (health["model"], health["tunes"], health["map_source"], health["map_points"]) == (
         "songci-lines.pt", False, "corpus", 3)
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import typer
 
-from vaegen.cli import generation, reporting, serving, training
+from vaegen.cli import generation, mapping, reporting, serving, training
 from vaegen.core.errors import VaegenError
 
 app = typer.Typer(
@@ -35,8 +35,8 @@ def overview(ctx: typer.Context) -> None:
 COMMANDS: dict[str, Callable[..., None]] = {
     "train": training.train, "sample": generation.sample, "reconstruct": generation.reconstruct,
     "encode": generation.encode, "interpolate": generation.interpolate, "complete": generation.complete,
-    "eval": reporting.evaluate, "tunes": reporting.tunes, "export": training.export, "plot": reporting.plot,
-    "serve": serving.serve,
+    "eval": reporting.evaluate, "tunes": reporting.tunes, "models": reporting.models, "export": training.export, "plot": reporting.plot,
+    "map": mapping.make_map, "serve": serving.serve,
 }
 for name, command in COMMANDS.items():
     app.command(name)(command)

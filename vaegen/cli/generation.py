@@ -30,6 +30,7 @@ from vaegen.cli.options import (
     LatentPath,
     LengthPenaltyOption,
     MaxLengthOption,
+    ModelOption,
     Output,
     OutputOption,
     RhymeOption,
@@ -84,10 +85,11 @@ def _tunes(model: SentenceGenerator, lines: list[str], tune: str | None) -> tupl
     return examples.texts, examples.labels
 
 
-def _model(checkpoint: Path | None, device: str | None, tune: str | None, form: str | int | None) -> SentenceGenerator:
+def _model(checkpoint: Path | None, model_name: str | None, device: str | None, tune: str | None,
+           form: str | int | None) -> SentenceGenerator:
     """The model the options name (the shipped one of whole ci when they ask for a tune), with a warning when
     --form writes out a form that is not among the tune's: the masks hold the decoding to it all the same."""
-    model = load_model(checkpoint, device, tune is not None)
+    model = load_model(checkpoint, model_name, device, tune is not None)
     if isinstance(form, str) and tune is not None and model.labels is not None:
         known = model.labels.find(tune)[1]
         if form not in dict(known.forms):
@@ -138,6 +140,7 @@ def sample(
     output: OutputOption = None,
     force: ForceOption = False,
     checkpoint: CheckpointOption = None,
+    model_name: ModelOption = None,
     device: DeviceOption = None,
 ) -> None:
     """Print N sentences decoded from random points of the latent space, z ~ N(0, I), or from points
@@ -150,7 +153,7 @@ def sample(
                               length_penalty=length_penalty, rhyme=rhyme, grammar=grammar)
     written = check_output(output, force, "out.txt", as_json=as_json, with_z=with_z)
     parsed_form = parse_form(form, tune)
-    model = _model(checkpoint, device, tune, parsed_form)
+    model = _model(checkpoint, model_name, device, tune, parsed_form)
     if near is None:
         _show(model.sample(n, strategy, tune=tune, form=parsed_form, seed=seed, max_length=max_length), written, tune)
         return
@@ -181,6 +184,7 @@ def reconstruct(
     output: OutputOption = None,
     force: ForceOption = False,
     checkpoint: CheckpointOption = None,
+    model_name: ModelOption = None,
     device: DeviceOption = None,
 ) -> None:
     """Encode each sentence and decode it again (greedy from the posterior mean unless told otherwise):
@@ -190,7 +194,7 @@ def reconstruct(
     written = check_output(output, force, "out.txt", as_json=as_json, with_z=with_z)
     parsed_form = parse_form(form, tune)
     lines = _texts(texts, source)
-    model = _model(checkpoint, device, tune, parsed_form)
+    model = _model(checkpoint, model_name, device, tune, parsed_form)
     lines, tunes = _tunes(model, lines, tune)
     _warn_unknown(model, lines)
     _show(model.reconstruct(lines, strategy, tune=tunes, form=parsed_form, sample_z=sample_z, seed=seed,
@@ -205,6 +209,7 @@ def encode(
     as_json: CodesJsonOption = False,
     tune: GivenTuneOption = None,
     checkpoint: CheckpointOption = None,
+    model_name: ModelOption = None,
     device: DeviceOption = None,
 ) -> None:
     """Print each sentence's posterior q(z|x) = N(mu, sigma^2) as a JSON line {"text", "mu", "sigma"}."""
@@ -213,7 +218,7 @@ def encode(
         raise VaegenError(f"--json writes JSON lines, and --output {output} names a NumPy array; drop one of the two")
     lines = _texts(texts, source)
     written = check_output(output, force, "codes.npy", as_json=not npy)
-    model = load_model(checkpoint, device, tune is not None)
+    model = load_model(checkpoint, model_name, device, tune is not None)
     lines, tunes = _tunes(model, lines, tune)
     if not model.latent_dim:
         raise VaegenError("this checkpoint is a language model (latent_dim = 0): it has no codes to write; "
@@ -262,6 +267,7 @@ def interpolate(
     output: OutputOption = None,
     force: ForceOption = False,
     checkpoint: CheckpointOption = None,
+    model_name: ModelOption = None,
     device: DeviceOption = None,
 ) -> None:
     """Walk from the code of A to the code of B and decode each point (greedy unless told otherwise)."""
@@ -272,7 +278,7 @@ def interpolate(
     if (a is None or b is None) and not random:
         raise VaegenError("interpolate needs two sentences, A and B; or add --random to draw the missing ones "
                           "from the prior")
-    model = _model(checkpoint, device, tune, parsed_form)
+    model = _model(checkpoint, model_name, device, tune, parsed_form)
     _warn_unknown(model, [text for text in (a, b) if text is not None])
     _show(model.interpolate(a, b, steps, path.value, strategy, tune=tune, form=parsed_form, unique=unique, seed=seed,
                             max_length=max_length), written, tune)
@@ -300,6 +306,7 @@ def complete(
     output: OutputOption = None,
     force: ForceOption = False,
     checkpoint: CheckpointOption = None,
+    model_name: ModelOption = None,
     device: DeviceOption = None,
 ) -> None:
     """Complete a sentence: codes are drawn from the prior, resampled by the likelihood the decoder gives
@@ -309,7 +316,7 @@ def complete(
                               length_penalty=length_penalty, rhyme=rhyme, grammar=grammar)
     written = check_output(output, force, "out.txt", as_json=as_json, with_z=with_z)
     parsed_form = parse_form(form, tune)
-    model = _model(checkpoint, device, tune, parsed_form)
+    model = _model(checkpoint, model_name, device, tune, parsed_form)
     _warn_unknown(model, [prefix])
     _show(model.complete(prefix, n, strategy, tune=tune, form=parsed_form, candidates=candidates, seed=seed,
                          max_length=max_length), written, tune)

@@ -41,7 +41,11 @@ LatentPath = Enum("LatentPath", {name: name for name in INTERPOLATION_PATHS}, ty
 
 CheckpointOption = Annotated[Path | None, typer.Option(
     "--checkpoint", "-c", show_default=False,
-    help="Checkpoint written by `vaegen train`. Default: $VAEGEN_CHECKPOINT, then ./vaegen.pt.")]
+    help="Checkpoint written by `vaegen train`. Default: $VAEGEN_CHECKPOINT, then ./vaegen.pt, then the Song ci "
+         "model that ships with vaegen.")]
+ModelOption = Annotated[str | None, typer.Option(
+    "--model", "-m", show_default=False,
+    help="A model that ships with vaegen, by name (`vaegen models` lists them), e.g. en; instead of --checkpoint.")]
 DeviceOption = Annotated[str | None, typer.Option(
     show_default=False, help="Torch device, e.g. cpu or cuda. Default: cuda when available, else cpu.")]
 SeedOption = Annotated[int | None, typer.Option(help="Random seed; the same seed gives the same output.")]
@@ -170,12 +174,14 @@ def emit(lines: Iterable[str], output: Path | None) -> None:
     note(f"wrote {output}")
 
 
-def load_model(checkpoint: Path | None, device: str | torch.device | None, by_tune: bool = False) -> SentenceGenerator:
-    """The model named, found, or shipped (`by_tune`: the one of whole ci by tune); stderr says which shipped one."""
+def load_model(checkpoint: Path | None, model_name: str | None, device: str | torch.device | None,
+               by_tune: bool = False) -> SentenceGenerator:
+    """The model named (a checkpoint, or a shipped model by `model_name`), found, or shipped by default
+    (`by_tune`: the one of whole ci by tune); stderr says which default."""
     from vaegen.core import checkpoint as checkpoints
     from vaegen.generate.generator import load
 
-    location = checkpoints.locate(checkpoint, by_tune)
-    if (shipped := checkpoints.shipped_note(checkpoint, location)) is not None:
+    location = checkpoints.locate(checkpoint, by_tune, model_name)
+    if (shipped := checkpoints.shipped_note(checkpoint, model_name, location)) is not None:
         note(shipped)
     return load(location, device)

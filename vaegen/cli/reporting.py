@@ -1,4 +1,4 @@
-"""The commands that report on a model rather than write with it: `eval`, `tunes` and `plot`.
+"""The commands that report on a model rather than write with it: `eval`, `tunes`, `models` and `plot`.
 
 A model trained on tunes reads 'tune<TAB>text' lines here, as it did in training, so that its lines are
 scored and encoded given their tunes, p(text | tune) and q(z | text, tune).
@@ -12,7 +12,16 @@ from typing import Annotated
 
 import typer
 
-from vaegen.cli.options import MAX_SENTENCES, CheckpointOption, DeviceOption, Precision, emit, load_model, note
+from vaegen.cli.options import (
+    MAX_SENTENCES,
+    CheckpointOption,
+    DeviceOption,
+    ModelOption,
+    Precision,
+    emit,
+    load_model,
+    note,
+)
 from vaegen.core.errors import VaegenError
 
 
@@ -40,6 +49,7 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed of the importance samples and of the prior samples.")] = 0,
     progress: Annotated[bool, typer.Option(help="Show a progress bar while scoring.")] = True,
     checkpoint: CheckpointOption = None,
+    model_name: ModelOption = None,
     device: DeviceOption = None,
 ) -> None:
     """Score CORPUS with the figures of the sentence-VAE papers.
@@ -57,7 +67,7 @@ def evaluate(
 
     torch_device = resolve_device(device)
     resolve_precision(precision.value, torch_device)  # bf16 where it is emulated: refused before any work
-    model = load_model(checkpoint, torch_device)
+    model = load_model(checkpoint, model_name, torch_device)
     labelled = model.labels is not None
     scored = read_examples(corpus, labelled)
     train_lines = read_examples(train_corpus, labelled).texts if train_corpus is not None else None
@@ -81,13 +91,14 @@ def tunes(
                                             "tunes (with NAME: forms).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per tune (with NAME: per form).")] = False,
     checkpoint: CheckpointOption = None,
+    model_name: ModelOption = None,
 ) -> None:
     """List the tunes (labels) a model trained on 'tune<TAB>text' lines knows, most common first: how many
     training ci each had, its most common form (characters per clause and the mark that closes it), the
     share of its ci written in that form, and how many forms it has (those seen at least twice in
     training, and the most common). With NAME, list that tune's forms: rank, form, ci and share.
     `sample --tune NAME --form RANK` writes in the form of that rank."""
-    model = load_model(checkpoint, "cpu", by_tune=True)
+    model = load_model(checkpoint, model_name, "cpu", by_tune=True)
     if model.labels is None:
         raise VaegenError("this model was trained without tunes; train on 'tune<TAB>text' lines with a preset "
                           "that sets model.label_dim, e.g. configs/songci-ci.toml")
@@ -109,6 +120,27 @@ def tunes(
                           "forms": len(t.forms)}, ensure_ascii=False) for t in known), None)
         return
     emit((f"{t.name}\t{t.count}\t{t.form}\t{t.share:.0%}\t{len(t.forms)}" for t in known), None)
+
+
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per model.")] = False,
+) -> None:
+    """List the models that ship with vaegen, for --model NAME: what each writes, its corpus and licence, its
+    size and its test figures."""
+    from vaegen.core import shipped
+
+    listed = list(shipped.models().values())
+    if as_json:
+        emit((json.dumps({"name": m.name, "summary": m.summary, "corpus": m.corpus, "licence": m.licence,
+                          "licence_file": str(m.licence_file), "bytes": m.file.stat().st_size if m.file.exists() else None,
+                          "figures": m.scores()}, ensure_ascii=False) for m in listed), None)
+        return
+    for m in listed:
+        size = f"{m.file.stat().st_size / 2**20:.1f} MiB" if m.file.exists() else "not installed"
+        emit([f"{m.name}: {m.summary}; {size}",
+              f"  corpus: {m.corpus}",
+              f"  licence: {m.licence} ({m.licence_file})",
+              f"  {m.headline()}"], None)
 
 
 def plot(
@@ -139,7 +171,7 @@ def plot(
     if valid is None:
         draw_run(log, None, None, target)
     else:
-        model = load_model(location, device)
+        model = load_model(location, None, device)
         projected = read_examples(valid, model.labels is not None)
         draw_run(log, model, projected.texts, target, projected.labels)
     note(f"plot: {target}")

@@ -4,14 +4,16 @@ The command checks its options, then runs the server as uvicorn documents for an
 `uvicorn.run("vaegen.serve.app:create_app", factory=True)`. uvicorn calls the factory with no arguments, so the
 options reach it as environment variables, set for the time the server runs:
 
-    VAEGEN_CHECKPOINT  --checkpoint (left as it is without one: the factory falls back on it as the CLI does)
+    VAEGEN_CHECKPOINT  --checkpoint, or the file of --model (left as it is without them: the factory falls back on it
+                       as the CLI does)
     VAEGEN_DEVICE      --device (unset without one: cuda when available, else cpu)
-    VAEGEN_MAP_CORPUS  --corpus (unset without one: the map samples the prior)
+    VAEGEN_MAP_CORPUS  --corpus (unset without one: a shipped model's own map, else samples of the prior)
     VAEGEN_MAP_POINTS  --points
-    VAEGEN_SERVE_URL   the address the factory prints once the model and its map are ready
+    VAEGEN_SERVE_URL   the address the factory prints once the model is loaded
 
-The factory loads the model and its map before uvicorn binds the port; an error there (a bad checkpoint) comes
-back out of `uvicorn.run` as the library's `VaegenError`, one line of error like any command's.
+The factory loads the model before uvicorn binds the port; an error there (a bad checkpoint) comes back out of
+`uvicorn.run` as the library's `VaegenError`, one line of error like any command's. The map comes after: a
+shipped or cached one at once, else built in the background while the server already answers.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Annotated
 
 import typer
 
-from vaegen.cli.options import CheckpointOption, DeviceOption, note
+from vaegen.cli.options import CheckpointOption, DeviceOption, ModelOption, note
 from vaegen.core.config import MAP_POINTS, MAX_MAP_POINTS, MIN_MAP_POINTS
 from vaegen.core.errors import VaegenError
 
@@ -34,21 +36,27 @@ from vaegen.core.errors import VaegenError
 def serve(
     corpus: Annotated[Path | None, typer.Option(show_default=False, help="Draw the map from this corpus's sentences "
                                                 "(one per line, or 'tune<TAB>text'; up to --points of them, drawn "
-                                                "evenly). Default: sentences the model samples from its prior.")] = None,
-    points: Annotated[int, typer.Option(min=MIN_MAP_POINTS, max=MAX_MAP_POINTS, help="Sentences on the map.")] = MAP_POINTS,
+                                                "evenly). Default: for a model that ships with vaegen, the map that "
+                                                "ships with it (its corpus's test split); else sentences the model "
+                                                "samples from its prior.")] = None,
+    points: Annotated[int, typer.Option(min=MIN_MAP_POINTS, max=MAX_MAP_POINTS, help="Sentences on a map built at "
+                                        "the start (a shipped model's map has its own).")] = MAP_POINTS,
     host: Annotated[str, typer.Option(help="Address to listen on. Anything but a loopback address exposes the "
                                       "model to the network (a warning says so).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65_535, help="Port to listen on.")] = 8000,
     checkpoint: CheckpointOption = None,
+    model_name: ModelOption = None,
     device: DeviceOption = None,
 ) -> None:
-    """Explore the model's continuous space of sentences in the browser: a map of sentences on the two
-    principal axes of their codes, where a click anywhere decodes that point, with encoding, interpolation
-    paths, sampling around a sentence and, for a model of tunes, ci by tune; over a JSON API (schema at
-    /openapi.json). Without a checkpoint it serves the model of whole Song ci that ships with vaegen. The map
-    is cached under the hashes of the model and corpus, so a restart shows it at once."""
-    if find_spec("fastapi") is None or find_spec("uvicorn") is None:
-        raise VaegenError("vaegen serve needs FastAPI and uvicorn: pip install 'vaegen[serve]'")
+    """Explore the model's continuous space of sentences in the browser: a map of sentences laid out so that
+    neighbours in z are neighbours on screen, or on the two principal axes of their codes, where a click anywhere
+    decodes that point; coloured by length, tune or a word; with encoding, interpolation paths, sampling around a
+    sentence and, for a model of tunes, ci by tune; over a JSON API (schema at /openapi.json). Without a model or
+    checkpoint it serves the model of whole Song ci that ships with vaegen. The page opens at once: a shipped
+    model shows the map that ships with it, and any other map is built in the background (progress on the page
+    and here) and cached under the hashes of the model and corpus, so a restart shows it at once."""
+    if find_spec("fastapi") is None or find_spec("uvicorn") is None or find_spec("sklearn") is None:
+        raise VaegenError("vaegen serve needs FastAPI, uvicorn and scikit-learn: pip install 'vaegen[serve]'")
     if corpus is not None and not corpus.is_file():
         raise VaegenError(f"--corpus {corpus} does not exist or is not a file; give a text file, one sentence per line")
     import uvicorn
@@ -59,8 +67,10 @@ def serve(
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     settings = {"VAEGEN_DEVICE": device, "VAEGEN_MAP_CORPUS": None if corpus is None else str(corpus),
                 "VAEGEN_MAP_POINTS": str(points), "VAEGEN_SERVE_URL": url}
-    if checkpoint is not None:
-        settings["VAEGEN_CHECKPOINT"] = str(checkpoint)
+    if checkpoint is not None or model_name is not None:
+        from vaegen.core.checkpoint import locate
+
+        settings["VAEGEN_CHECKPOINT"] = str(locate(checkpoint, model=model_name))
     with _environment(settings):
         uvicorn.run("vaegen.serve.app:create_app", factory=True, host=host, port=port, log_level="warning")
 

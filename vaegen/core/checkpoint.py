@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from vaegen.core import shipped
 from vaegen.core.config import Config
 from vaegen.core.errors import CheckpointError, ConfigError
 from vaegen.core.files import write_atomically
@@ -26,11 +27,13 @@ from vaegen.core.tokenizer import Tokenizer
 
 FORMAT = "vaegen-checkpoint"
 # 2 added "labels" (conditional models), version 1 files reading as models without labels; 3: a form-aware decoder
-# (model.form_dim > 0) reads the first rhyme's group and scores characters for it, so its version 2 files cannot be read
-VERSION = 3
+# (model.form_dim > 0) reads the first rhyme's group and scores characters for it, so its version 2 files cannot be read;
+# 4: "scales", int8 weights stored with one float scale per row (`export(..., storage="int8")`)
+VERSION = 4
+STORAGES = ("float32", "float16", "int8")  # how `export` stores the weights
 TRAIN_HINT = "train one with `vaegen train CORPUS` or pass --checkpoint FILE"
-BUNDLED = Path(__file__).resolve().parents[1] / "models" / "songci-lines.pt"  # see vaegen/models/README.md
-BUNDLED_TUNES = BUNDLED.with_name("songci-ci.pt")  # whole ci by tune: what --tune and `vaegen tunes` fall back to
+BUNDLED = shipped.find(shipped.DEFAULT).file  # see vaegen/models/README.md
+BUNDLED_TUNES = shipped.find(shipped.DEFAULT_TUNES).file  # whole ci by tune: what --tune and `vaegen tunes` fall back to
 
 
 def save(path: Path, config: Config, tokenizer: Tokenizer, weights: dict[str, torch.Tensor],
@@ -49,15 +52,47 @@ def save(path: Path, config: Config, tokenizer: Tokenizer, weights: dict[str, to
     write_atomically(path, lambda handle: torch.save(payload, handle))
 
 
-def export(source: Path, target: Path, half: bool = False) -> None:
-    """Write a checkpoint for generation alone: the best weights (in float16 with `half`), config,
-    tokenizer and the record of how training went, without the state for resuming (the latest
-    weights and Adam's moments, two thirds of a training checkpoint)."""
+def quantize(weights: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Each floating matrix as int8 with one float32 scale per row (its largest magnitude / 127), so a row of
+    small weights keeps its precision beside a row of large ones; vectors (biases) in float16. Returns the
+    weights and the scales, by name."""
+    stored: dict[str, torch.Tensor] = {}
+    scales: dict[str, torch.Tensor] = {}
+    for name, tensor in weights.items():
+        if not tensor.is_floating_point():
+            stored[name] = tensor
+        elif tensor.dim() < 2:
+            stored[name] = tensor.half()
+        else:
+            rows = tensor.float().flatten(1)
+            scale = rows.abs().amax(dim=1).clamp_min(torch.finfo(torch.float32).tiny) / 127
+            stored[name] = (rows / scale[:, None]).round().to(torch.int8).view(tensor.shape)
+            scales[name] = scale
+    return stored, scales
+
+
+def dequantize(weights: dict[str, torch.Tensor], scales: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The float32 weights that `quantize` stored: each int8 row times its scale."""
+    return {name: (tensor.float().flatten(1) * scales[name][:, None]).view(tensor.shape) if name in scales
+            else tensor for name, tensor in weights.items()}
+
+
+def export(source: Path, target: Path, storage: str = "float32") -> None:
+    """Write a checkpoint for generation alone: the best weights (stored as `storage`, one of STORAGES), config,
+    tokenizer and the record of how training went, without the state for resuming (the latest weights and
+    Adam's moments, two thirds of a training checkpoint)."""
+    if storage not in STORAGES:
+        raise CheckpointError(f"weights cannot be stored as {storage!r}; choose one of {', '.join(STORAGES)}")
     payload = read(source)
     kept = {key: payload.get("train_state", {}).get(key) for key in ("step", "epoch", "seconds", "corpus", "valid")}
-    weights = {name: tensor.half() if half and tensor.is_floating_point() else tensor
-               for name, tensor in payload["model"].items()}
-    exported = {**payload, "model": weights, "train_state": kept}
+    weights = dequantize(payload["model"], payload.get("scales") or {})
+    scales: dict[str, torch.Tensor] = {}
+    if storage == "int8":
+        weights, scales = quantize(weights)
+    elif storage == "float16":
+        weights = {name: tensor.half() if tensor.is_floating_point() else tensor for name, tensor in weights.items()}
+    version = VERSION if scales else payload["version"]  # a reader before int8 storage reads the others
+    exported = {**payload, "version": version, "model": weights, "scales": scales or None, "train_state": kept}
     write_atomically(target, lambda handle: torch.save(exported, handle))
 
 
@@ -132,27 +167,32 @@ def load(path: Path, device: torch.device | str = "cpu") -> Loaded:
         tokenizer = Tokenizer(bytes(payload["tokenizer"]))
         labels = Labels.from_payload(payload["labels"]) if payload.get("labels") is not None else None
         model = SentenceVAE(config.model, tokenizer.vocab_size, len(labels) if labels is not None else 0)
-        model.load_state_dict(payload["model"])
+        model.load_state_dict(dequantize(payload["model"], payload.get("scales") or {}))
     except (KeyError, TypeError, ValueError, RuntimeError, ConfigError) as exc:
         raise CheckpointError(f"{path} is a damaged vaegen checkpoint ({str(exc).splitlines()[0]}); retrain or re-download it")
     return Loaded(config, tokenizer, model.to(device).eval(), payload.get("train_state", {}), labels)
 
 
-def shipped_note(named: Path | None, location: Path) -> str | None:
-    """What to tell a user who named no model (`named`) and got one that ships with vaegen; else None."""
-    if named is not None or location not in (BUNDLED, BUNDLED_TUNES):
+def shipped_note(named: Path | None, model: str | None, location: Path) -> str | None:
+    """What to tell a user who named no model or checkpoint and got one that ships with vaegen; else None."""
+    if named is not None or model is not None or location not in (BUNDLED, BUNDLED_TUNES):
         return None
     which = "whole Song ci by tune" if location == BUNDLED_TUNES else "Song ci lines"
-    return (f"no --checkpoint, $VAEGEN_CHECKPOINT or ./vaegen.pt: using the {which} model that ships with vaegen; "
-            "train your own with `vaegen train CORPUS`")
+    return (f"no --model, --checkpoint, $VAEGEN_CHECKPOINT or ./vaegen.pt: using the {which} model that ships with "
+            "vaegen (`vaegen models` lists the others); train your own with `vaegen train CORPUS`")
 
 
-def locate(path: Path | None, by_tune: bool = False) -> Path:
-    """The checkpoint to use: the one named, else $VAEGEN_CHECKPOINT, else ./vaegen.pt, else a Song ci
-    model that ships with vaegen, so that generation works right after installation: the lines model
-    (BUNDLED), or where a tune is asked for (`by_tune`), the model of whole ci by tune (BUNDLED_TUNES)."""
+def locate(path: Path | None, by_tune: bool = False, model: str | None = None) -> Path:
+    """The checkpoint to use: the one named, else the shipped model named (`model`), else $VAEGEN_CHECKPOINT,
+    else ./vaegen.pt, else a Song ci model that ships with vaegen, so that generation works right after
+    installation: the lines model (BUNDLED), or where a tune is asked for (`by_tune`), the model of whole ci
+    by tune (BUNDLED_TUNES)."""
+    if path is not None and model is not None:
+        raise CheckpointError("--checkpoint and --model both name a model; give one of them")
     if path is not None:
         return path
+    if model is not None:
+        return shipped.find(model).file
     if env := os.environ.get("VAEGEN_CHECKPOINT"):
         return Path(env)
     default = Path("vaegen.pt")
@@ -161,4 +201,4 @@ def locate(path: Path | None, by_tune: bool = False) -> Path:
     bundled = BUNDLED_TUNES if by_tune else BUNDLED
     if bundled.exists():
         return bundled
-    raise CheckpointError(f"no checkpoint: neither --checkpoint, $VAEGEN_CHECKPOINT nor ./vaegen.pt; {TRAIN_HINT}")
+    raise CheckpointError(f"no checkpoint: neither --model, --checkpoint, $VAEGEN_CHECKPOINT nor ./vaegen.pt; {TRAIN_HINT}")

@@ -16,10 +16,17 @@ embedding for a conditional model.
 
 Log-probabilities are those of the model itself, log p(tokens | z) at temperature 1 with nothing masked,
 the end of sentence included, whatever strategy chose the tokens.
+
+A decoding runs the hook of `between_steps` (when one is set) before each step, and before each chunk of a
+prefix it reads: the one place where whoever runs it (the server's gate) may hand the model to other work for a
+while, or stop a decoding it gave up on by raising from the hook.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -31,6 +38,26 @@ from vaegen.songci.clause_grammar import ClauseGrammar
 from vaegen.songci.form_mask import HeldForm
 
 DECODE_BATCH = 1024  # codes decoded at once: bounds memory for large --n
+READ_CHUNK = 32  # prefix tokens read in one pass, a step (between two, a gate may pause or stop a call)
+
+_hook: ContextVar[Callable[[], None] | None] = ContextVar("between_steps", default=None)
+
+
+@contextmanager
+def between_steps(hook: Callable[[], None]) -> Iterator[None]:
+    """Run `hook` before every step of the decodings this thread runs in the block; what it raises stops the
+    decoding and leaves the block."""
+    token = _hook.set(hook)
+    try:
+        yield
+    finally:
+        _hook.reset(token)
+
+
+def _between_steps() -> None:
+    hook = _hook.get()
+    if hook is not None:
+        hook()
 
 
 @dataclass(frozen=True)
@@ -96,14 +123,29 @@ def draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor
     return torch.searchsorted(cdf, u, right=True).clamp_max(probs.size(-1) - 1).squeeze(1)
 
 
+def read(model: SentenceVAE, z: torch.Tensor, inputs: list[int], reads: torch.Tensor | None,
+         targets: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Read `inputs` for each code z (N, L), READ_CHUNK tokens at a time, each chunk a step (a long prefix for
+    hundreds of codes is no one uninterrupted pass, nor a (N, T, V) block of logits): the decoder state (layers,
+    N, H), the logits (N, V) of what follows, and log p(targets | z) (N,) for the `targets` of the inputs
+    (the next token of each), when given. `reads`: what a form-aware decoder reads at each input (N, T, 4)."""
+    state, total = model.initial_state(z), torch.zeros(z.size(0), device=z.device)
+    for begin in range(0, len(inputs), READ_CHUNK):
+        _between_steps()
+        chunk = torch.tensor([inputs[begin:begin + READ_CHUNK]], device=z.device).expand(z.size(0), -1)
+        logits, state = model.decode(chunk, z, state, None if reads is None else reads[:, begin:begin + READ_CHUNK])
+        if targets is not None:
+            wanted = torch.tensor(targets[begin:begin + READ_CHUNK], device=z.device).expand(z.size(0), -1)
+            total += logits.float().log_softmax(dim=-1).gather(-1, wanted.unsqueeze(-1)).squeeze(-1).sum(dim=1)
+    return state, logits[:, -1].float(), total
+
+
 def start(model: SentenceVAE, z: torch.Tensor, prefix: list[int],
           held: HeldForm | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Read <s> and the prefix for each code: the decoder state (layers, N, H) and the logits (N, V) of
     the first token to choose."""
-    inputs = torch.tensor([[BOS_ID, *prefix]], device=z.device).expand(z.size(0), -1)
-    reads = None if held is None else held.prefix_reads(prefix, z.size(0))
-    logits, state = model.decode(inputs, z, model.initial_state(z), reads)
-    return state, logits[:, -1].float()
+    state, logits, _ = read(model, z, [BOS_ID, *prefix], None if held is None else held.prefix_reads(prefix, z.size(0)))
+    return state, logits
 
 
 @torch.no_grad()
@@ -113,11 +155,8 @@ def prefix_log_likelihood(model: SentenceVAE, z: torch.Tensor, prefix: list[int]
     no end of sentence (the sentence goes on); written in the `held` form, for a form-aware model."""
     if not prefix:
         return z.new_zeros(z.size(0))
-    inputs = torch.tensor([[BOS_ID, *prefix[:-1]]], device=z.device).expand(z.size(0), -1)
     reads = None if held is None else held.prefix_reads(prefix[:-1], z.size(0))
-    logits, _ = model.decode(inputs, z, model.initial_state(z), reads)
-    targets = torch.tensor(prefix, device=z.device).expand(z.size(0), -1)
-    return logits.float().log_softmax(dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1).sum(dim=1)
+    return read(model, z, [BOS_ID, *prefix[:-1]], reads, prefix)[2]
 
 
 @torch.no_grad()
@@ -158,6 +197,7 @@ def _sample(model: SentenceVAE, z: torch.Tensor, max_length: int, strategy: Stra
     tokens = torch.full((n, max_length + 1), PAD_ID, dtype=torch.long, device=z.device)
     logprobs = torch.zeros(n, device=z.device)
     for step in range(max_length + 1):  # + 1: room for </s> after a full-length sentence
+        _between_steps()
         model_logprobs = logits.log_softmax(dim=-1)  # (faster on a CPU than logsumexp alone)
         logits[:, masked] = float("-inf")
         if held is not None:
@@ -222,6 +262,7 @@ def beam_search(model: SentenceVAE, z: torch.Tensor, max_length: int, width: int
 
     vocab = logits.size(-1)
     for step in range(max_length + 1):
+        _between_steps()
         if held is not None:
             anchors = history[:, :, held.anchor].reshape(-1) if step > held.anchor else None
             ruled_out = banned | ~held.mask(step, anchors)

@@ -18,11 +18,14 @@ drawn by how often the tune used each; for `reconstruct` and `near`, the text's 
 the most common. Sampling without a tune draws the tunes by their frequency in training; the other
 methods need one. What a tune means for generation (its label id, its forms, the held form a decoding keeps
 to) is `songci.tune_book.TuneBook`'s to answer; what the decoder reads is built here by `_code` alone, and
-`_generate` hands it and the held form to `decoding`.
+`_generate` hands it and the held form to `decoding`. A decoding writes at most `max_length` tokens (default the
+model's `data.max_length`), or as many as its form has steps; given `max_length`, a longer form is refused before
+any model work (the server gives every call its model's own).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -36,7 +39,8 @@ from vaegen.core.model import Posterior
 from vaegen.generate import latent
 from vaegen.generate.decoding import DECODE_BATCH, GREEDY, SAMPLING, Decoded, Strategy, generate, prefix_log_likelihood
 from vaegen.songci.clause_grammar import ClauseGrammar
-from vaegen.songci.tune_book import FormChoice, TuneBook, TuneNames
+from vaegen.songci.forms import SLOT
+from vaegen.songci.tune_book import FormChoice, FormDefault, TuneBook, TuneNames
 
 
 class Generation(NamedTuple):
@@ -99,7 +103,7 @@ class SentenceGenerator:
         """Texts for codes z (N, latent_dim), greedy unless `strategy` says otherwise."""
         generator = generator or self._generator(seed)
         labels = self._tunes.ids(tune, len(z))
-        forms = self._tunes.forms(labels, tune, form, "common", generator)
+        forms = self._forms(labels, tune, form, "common", generator, max_length)
         return self._decode(z, strategy, generator, max_length, labels, forms)
 
     def _code(self, z: torch.Tensor, label: int | None) -> torch.Tensor:
@@ -114,12 +118,30 @@ class SentenceGenerator:
         limit = max_length or self.config.data.max_length
         prefix_ids = prefix_ids or []
         held = self._tunes.hold(form, strategy.rhyme, prefix_ids)
-        if held is None and len(prefix_ids) >= limit:
-            raise VaegenError(f"the prefix is {len(prefix_ids)} tokens long, leaving no room under the maximum "
-                              f"length of {limit}; shorten it or raise --max-length")
         grammar = self._grammar if held is None and strategy.grammar else None  # a form holds to more
         return generate(self.model, code, limit - len(prefix_ids), strategy, generator,
                         self.tokenizer.control_ids, prefix_ids, held, grammar)
+
+    def _forms(self, labels: list[int] | None, tune: TuneNames, form: FormChoice, default: FormDefault,
+               generator: torch.Generator, max_length: int | None, texts: Sequence[str] = ()) -> list[str] | None:
+        """`TuneBook.forms`, each refused when longer than `max_length` (if given): a decoding in a form takes one step
+        per character or mark of it, however many that is. A form asked for is measured before it is spelt out."""
+        if max_length is not None and isinstance(form, str):
+            _check_form_length(form, max_length, "form")
+        forms = self._tunes.forms(labels, tune, form, default, generator, texts)
+        if max_length is not None:
+            for each in dict.fromkeys(forms or ()):
+                _check_form_length(each, max_length, "the text's own form" if default == "own" else "the tune's form")
+        return forms
+
+    def _check_prefix(self, prefix_ids: list[int], form: str, max_length: int | None) -> None:
+        """Refuse a prefix that leaves no room to write, before any model work: past the form it is written in, or
+        at the maximum length."""
+        if form:
+            self._tunes.hold(form, False, prefix_ids)  # refuses a prefix that does not fit the form
+        elif len(prefix_ids) >= (limit := max_length or self.config.data.max_length):
+            raise VaegenError(f"the prefix is {len(prefix_ids)} tokens long, leaving no room under the maximum "
+                              f"length of {limit}; shorten it or raise --max-length")
 
     def _decode(self, z: torch.Tensor, strategy: Strategy, generator: torch.Generator, max_length: int | None,
                 labels: list[int] | None, forms: list[str] | None) -> list[Generation]:
@@ -151,7 +173,7 @@ class SentenceGenerator:
         generator = self._generator(seed)
         z = self._prior(n, generator)
         labels = self._tunes.draw(n, generator) if tune is None else self._tunes.ids(tune, n)
-        forms = self._tunes.forms(labels, tune, form, "drawn", generator)
+        forms = self._forms(labels, tune, form, "drawn", generator, max_length)
         return self._decode(z, strategy, generator, max_length, labels, forms)
 
     def near(self, text: str, n: int, radius: float = 0.5, strategy: Strategy = SAMPLING, *,
@@ -162,7 +184,7 @@ class SentenceGenerator:
         self._needs_latent("sample near a sentence in")
         generator = self._generator(seed)
         labels = self._tunes.ids(tune, n)
-        forms = self._tunes.forms(labels, tune, form, "own", generator, [text] * n)
+        forms = self._forms(labels, tune, form, "own", generator, max_length, [text] * n)
         z = self.encode([text], tune).mu + radius * self._prior(n, generator)
         return self._decode(z, strategy, generator, max_length, labels, forms)
 
@@ -174,7 +196,7 @@ class SentenceGenerator:
         self._needs_latent("reconstruct from")
         generator = self._generator(seed)
         labels = self._tunes.ids(tune, len(texts))
-        forms = self._tunes.forms(labels, tune, form, "own", generator, texts)
+        forms = self._forms(labels, tune, form, "own", generator, max_length, texts)
         mu, logvar = self.encode(texts, tune)
         z = mu + (0.5 * logvar).exp() * self._prior(len(texts), generator) if sample_z else mu
         return self._decode(z, strategy, generator, max_length, labels, forms)
@@ -188,7 +210,7 @@ class SentenceGenerator:
         self._needs_latent("interpolate in")
         generator = self._generator(seed)
         labels = self._tunes.ids(tune, steps)
-        forms = self._tunes.forms(labels, tune, form, "common", generator)
+        forms = self._forms(labels, tune, form, "common", generator, max_length)
         start, end = (self.encode([text], tune).mu[0] if text is not None else self._prior(1, generator)[0]
                       for text in (a, b))
         results = self._decode(latent.path(start, end, steps, path), strategy, generator, max_length, labels, forms)
@@ -208,10 +230,11 @@ class SentenceGenerator:
         generator = self._generator(seed)
         labels = self._tunes.ids(tune, 1)
         label = labels[0] if labels is not None else None
-        forms = self._tunes.forms(labels, tune, form, "common", generator)
+        forms = self._forms(labels, tune, form, "common", generator, max_length)
         written = forms[0] if forms is not None else ""
         pool = self._prior(candidates, generator)
         prefix_ids = self.tokenizer.encode([prefix])[0]
+        self._check_prefix(prefix_ids, written, max_length)
         codes = self._code(pool, label)
         held = self._tunes.hold(written, False)  # where the prefix stands in the form
         likelihoods = prefix_log_likelihood(self.model, codes, prefix_ids, held)
@@ -221,6 +244,15 @@ class SentenceGenerator:
         tunes = None if label is None else [self._tunes.name(label)] * n
         return generations(texts, decoded.logprobs + likelihoods[chosen].cpu(), pool[chosen], tunes,
                            None if forms is None else forms[:1] * n)
+
+
+def _check_form_length(form: str, max_length: int, what: str) -> None:
+    """Refuse a form of more than `max_length` steps (`forms.slots`, counted without spelling them out)."""
+    steps = sum(int(length) + 1 for length, _ in SLOT.findall(form))
+    if steps > max_length:
+        shown = form if len(form) <= 24 else form[:24] + "…"
+        raise VaegenError(f"{what} {shown} is {steps:,} characters and marks long, over the maximum length of "
+                          f"{max_length} tokens; choose a shorter form")
 
 
 def generations(texts: list[str], logprobs: torch.Tensor, z: torch.Tensor, tunes: list[str] | None = None,
@@ -233,9 +265,10 @@ def generations(texts: list[str], logprobs: torch.Tensor, z: torch.Tensor, tunes
 
 
 def load(path: str | Path | None = None, device: str | torch.device | None = None, *,
-         by_tune: bool = False) -> SentenceGenerator:
-    """Load a checkpoint (default: $VAEGEN_CHECKPOINT, then ./vaegen.pt, then a model that ships with
-    vaegen: Song ci lines, or with `by_tune` whole ci by tune) as a ready generator."""
+         by_tune: bool = False, model: str | None = None) -> SentenceGenerator:
+    """Load a checkpoint, or a model that ships with vaegen by name (`model`, e.g. "en"), as a ready generator.
+    Default: $VAEGEN_CHECKPOINT, then ./vaegen.pt, then the Song ci model that ships: lines, or with
+    `by_tune` whole ci by tune."""
     resolved = device if isinstance(device, torch.device) else resolve_device(device)
-    location = checkpoint.locate(Path(path) if path is not None else None, by_tune)
+    location = checkpoint.locate(Path(path) if path is not None else None, by_tune, model)
     return SentenceGenerator(checkpoint.load(location, resolved), resolved)

@@ -3,11 +3,12 @@ uses only it, and the headers that keep the page to its own origin.
 
 `vaegen serve` runs it as uvicorn documents for an application factory:
 `uvicorn.run("vaegen.serve.app:create_app", factory=True)`; the factory reads its settings from the environment
-(`settings`), loads the model and its map and returns the application. Its lifespan opens the gate in front of
-the model on startup and closes it on shutdown.
+(`settings`), loads the model (seconds: a bad checkpoint fails the start) and finds its map, and returns the
+application. Its lifespan opens the gate in front of the model and starts building the map where none was ready
+(in the background: the page shows its progress) on startup; on shutdown it closes the gate and stops the build.
 
 uvicorn holds Ctrl-C and SIGTERM from before it calls the factory, so as to shut down gracefully once serving; the
-factory takes them back while it loads, so that they stop a first build of the map (minutes) at once.
+factory takes them back while it loads, so that they stop a slow load at once.
 """
 
 from __future__ import annotations
@@ -81,10 +82,16 @@ def interruptible() -> Iterator[None]:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The gate in front of the model, open while the application serves; closed on shutdown."""
+    """The gate in front of the model, open while the application serves, and the map's build, running until it
+    is done; both closed on shutdown."""
+    landscape = app.state.service.landscape
     with ModelGate() as gate:
         app.state.gate = gate
-        yield
+        landscape.start()
+        try:
+            yield
+        finally:
+            landscape.stop()
 
 
 async def page() -> FileResponse:
@@ -92,8 +99,9 @@ async def page() -> FileResponse:
 
 
 def create_app(service: Service | None = None) -> FastAPI:
-    """The application serving `service`; without one (as uvicorn calls it), the model and map that the
-    environment's settings name, loaded now, so that a bad checkpoint fails the start with its one-line error."""
+    """The application serving `service`; without one (as uvicorn calls it), the model that the environment's
+    settings name, loaded now so that a bad checkpoint fails the start with its one-line error, with its map (or
+    the map's build, which the lifespan starts)."""
     app = FastAPI(title="vaegen", summary="The continuous space of sentences of a sentence VAE", lifespan=lifespan,
                   docs_url=None, redoc_url=None)  # the interactive docs load from a CDN: the schema alone is served
     if service is None:

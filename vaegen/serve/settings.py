@@ -3,8 +3,9 @@ so its settings travel as environment variables (`vaegen serve` sets them from i
 
     VAEGEN_CHECKPOINT  the checkpoint; default ./vaegen.pt, else the model of whole ci by tune that ships
     VAEGEN_DEVICE      the torch device; default cuda when available, else cpu
-    VAEGEN_MAP_CORPUS  draw the map from this corpus's sentences; default: sentences sampled from the prior
-    VAEGEN_MAP_POINTS  sentences on the map, 10 to 5,000; default 1,000
+    VAEGEN_MAP_CORPUS  draw the map from this corpus's sentences; default: for a model that ships with vaegen, the
+                       map that ships with it (its corpus's test split), else sentences sampled from the prior
+    VAEGEN_MAP_POINTS  sentences on a map built at the start, 10 to 5,000; default 1,000
     VAEGEN_SERVE_URL   the address to print once the server is ready; default: none printed
 """
 

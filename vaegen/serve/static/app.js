@@ -1,14 +1,25 @@
-'use strict';
 // vaegen serve: a map of the latent space and the actions on it, a thin client of the JSON API whose schema
 // the server publishes at /openapi.json: it sends what the schema asks and reads what it answers. No
 // framework: one `state` object, one table of actions, small functions, everything bound from here (the
-// page's CSP allows no inline script or style).
+// page's CSP allows no inline script or style). The map has two layouts: by neighbours in z (each point's
+// `layout`), where a click selects a point, and on the codes' principal axes (x, y), where a click anywhere
+// decodes, since only there does a point of the plane lift back to a code.
+
+import { colouring } from './colours.js';
 
 const $ = (id) => document.getElementById(id);
 const SVG_NS = 'http://www.w3.org/2000/svg';
+const POLL_MS = 700; // how often the page asks how far the map's build has come
+const HINTS = {
+  neighbours: 'scroll to zoom · drag to pan · click a point to select it · '
+    + 'on the principal axes a click anywhere decodes',
+  axes: 'scroll to zoom · drag to pan · click empty space to decode it · click a point to select it',
+};
 
 const state = {
-  points: [], // the map's points {x, y, text}, in the order of the circles in #points
+  points: [], // the map's points {x, y, layout: [u, v], text, tune}, in the order of the circles in #points
+  layout: 'neighbours', // the layout shown: 'neighbours' or 'axes'
+  kept: null, // the API's Kept: the share of each sentence's nearest in z kept on each layout
   view: { cx: 0, cy: 0, scale: 100 }, // map centre (data units) and screen pixels per data unit
   size: { w: 800, h: 600 }, // the map's size in screen pixels
   layers: { near: [], sample: [], ci: [], encode: [], decode: [], interpolate: [] }, // each action's results on the map
@@ -85,7 +96,9 @@ const ACTIONS = {
 };
 const USES = Object.values(ACTIONS).flatMap((spec) => Object.entries(spec.uses ?? {})); // [button id, input id]
 // Inputs every action uses, kept in the URL with its own (hash key -> element id)
-const COMMON = { strategy: 'strategy', temperature: 'temperature', top_p: 'top-p', beam: 'beam', tune: 'tune', form: 'form' };
+const COMMON = {
+  strategy: 'strategy', temperature: 'temperature', top_p: 'top-p', beam: 'beam', tune: 'tune', form: 'form', layout: 'layout',
+};
 // Inputs that take their default and bounds from the API's schema: element id -> [schema, property]
 const FROM_SCHEMA = {
   temperature: ['StrategyChoice', 'temperature'], 'top-p': ['StrategyChoice', 'top_p'], beam: ['StrategyChoice', 'beam'],
@@ -104,16 +117,21 @@ const SHAPES = {
 
 // ---- the server ----------------------------------------------------------------------------------
 
-async function api(path, body) {
+async function call(path, body) {
   const init = body === undefined ? {} : {
     method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
   };
+  const res = await fetch(path, init).catch((e) => { throw new Error(`cannot reach the server (${e.message})`); });
+  if (res.ok) return res.json();
+  const data = await res.json().catch(() => null); // a crash of the server answers plain text
+  throw new Error(detailOf(data) || `${path}: ${res.status} ${res.statusText}`.trim());
+}
+
+// A call the page waits on (marked busy); polling the map's build is not one
+async function api(path, body) {
   setBusy(1);
   try {
-    const res = await fetch(path, init).catch((e) => { throw new Error(`cannot reach the server (${e.message})`); });
-    if (res.ok) return await res.json();
-    const data = await res.json().catch(() => null); // a crash of the server answers plain text
-    throw new Error(detailOf(data) || `${path}: ${res.status} ${res.statusText}`.trim());
+    return await call(path, body);
   } finally {
     setBusy(-1);
   }
@@ -202,6 +220,7 @@ async function applyHash() {
     if (key === 'tune') fillForms(); // the form select holds the tune's forms: fill it before choosing one
   }
   updateStrategyUI();
+  showLayout();
   await perform(name, name === 'decode' ? { x: params.get('x'), y: params.get('y') } : {});
 }
 
@@ -287,13 +306,35 @@ async function loadHealth() {
   }
 }
 
+// The map; while it is being built, its progress, asked again until the map is there
 async function loadMap() {
-  const { points, explained } = await api('/api/map');
-  state.points = points;
-  $('axis-x').textContent = axisLabel(1, explained[0]);
-  $('axis-y').textContent = axisLabel(2, explained[1]);
+  const view = await call('/api/map');
+  if (view.status === 'building') {
+    showProgress(view);
+    setTimeout(() => loadMap().catch((e) => showError(e.message)), POLL_MS);
+    return;
+  }
+  $('map-progress').hidden = true;
+  if (view.status === 'failed') throw new Error(`the map could not be built: ${view.error}`);
+  state.points = view.points;
+  state.kept = view.kept;
+  $('axis-x').textContent = axisLabel(1, view.explained[0]);
+  $('axis-y').textContent = axisLabel(2, view.explained[1]);
+  const tunes = view.points.some((p) => p.tune);
+  $('colour-tune').hidden = !tunes;
+  $('colour').value = tunes ? 'tune' : 'length';
   drawPoints();
-  fitView();
+  showLayout();
+}
+
+function showProgress({ stage, done, total }) {
+  const how = { encoding: ' encoded', decoding: ' decoded from the prior' }[stage] ?? '';
+  $('map-progress-text').textContent = stage === 'laying out'
+    ? `laying out the map's ${total} sentences by their neighbours in z…`
+    : `building the map: ${done} of ${total} sentences${how}…`;
+  $('map-progress-bar').max = Math.max(total, 1);
+  $('map-progress-bar').value = stage === 'laying out' ? total : done;
+  $('map-progress').hidden = false;
 }
 
 async function loadTunes() {
@@ -303,7 +344,8 @@ async function loadTunes() {
   fillForms();
 }
 
-const axisLabel = (i, share) => `PC${i} (${Math.round(share * 100)}% of variance)`; // share: 0..1
+const percent = (share) => `${Math.round(share * 100)}%`; // share: 0..1
+const axisLabel = (i, share) => `PC${i} (${percent(share)} of variance)`;
 
 function fillForms() {
   const tune = state.tunes.find((t) => t.name === $('tune').value);
@@ -347,13 +389,51 @@ function measure() {
   state.size = { w: r.width || 800, h: r.height || 600 };
 }
 
+// Where an item falls on the layout shown, [x, y], or null: a result has no place while the map is being built,
+// and a neighbour in a list none at all
+function placeOf(item) {
+  if (state.layout === 'axes') return typeof item.x === 'number' ? [item.x, item.y] : null;
+  return item.layout ?? null;
+}
+
+// The layout chosen, with its axis labels, its share of neighbours kept and its hint, fitted to the view
+function showLayout() {
+  state.layout = $('layout').value;
+  $('axis-x').hidden = $('axis-y').hidden = state.layout !== 'axes';
+  $('hint').textContent = HINTS[state.layout];
+  const kept = state.kept;
+  $('kept').textContent = !kept ? '' : state.layout === 'axes'
+    ? `neighbours in z kept on screen: ${percent(kept.axes)} (by neighbours: ${percent(kept.neighbours)})`
+    : `neighbours in z kept on screen: ${percent(kept.neighbours)} (on the principal axes: ${percent(kept.axes)})`;
+  fitView();
+}
+
+function colourPoints() {
+  const by = $('colour').value;
+  $('word-field').hidden = by !== 'word';
+  const { fills, legend } = colouring(state.points, by, $('word').value);
+  const circles = $('points').children;
+  fills.forEach((fill, i) => {
+    if (fill) circles[i].style.setProperty('--fill', fill);
+    else circles[i].style.removeProperty('--fill');
+  });
+  $('colour-legend').replaceChildren(...legend.map(({ label, colour }) => {
+    const swatch = document.createElement('span');
+    swatch.className = 'swatch';
+    swatch.style.background = colour;
+    const li = document.createElement('li');
+    li.append(swatch, label);
+    return li;
+  }));
+}
+
 function fitView() {
   measure();
-  const pts = state.points.length ? state.points : [{ x: -1, y: -1 }, { x: 1, y: 1 }];
+  const placed = state.points.map(placeOf).filter(Boolean);
   let [x0, x1, y0, y1] = [Infinity, -Infinity, Infinity, -Infinity];
-  for (const p of pts) {
-    x0 = Math.min(x0, p.x); x1 = Math.max(x1, p.x);
-    y0 = Math.min(y0, p.y); y1 = Math.max(y1, p.y);
+  for (const [x, y] of placed.length ? placed : [[-1, -1], [1, 1]]) {
+    x0 = Math.min(x0, x); x1 = Math.max(x1, x);
+    y0 = Math.min(y0, y); y1 = Math.max(y1, y);
   }
   const scale = Math.min(state.size.w / (x1 - x0 || 1), state.size.h / (y1 - y0 || 1)) * 0.88; // a margin all round
   state.view = { cx: (x0 + x1) / 2, cy: (y0 + y1) / 2, scale };
@@ -364,6 +444,7 @@ function drawPoints() {
   const frag = document.createDocumentFragment();
   state.points.forEach((p, i) => frag.append(svg('circle', { class: 'point', r: 3, 'data-i': i })));
   $('points').replaceChildren(frag);
+  colourPoints();
 }
 
 function scheduleRender() {
@@ -380,7 +461,7 @@ function render() {
 function renderPoints() {
   const circles = $('points').children;
   for (let i = 0; i < circles.length; i++) {
-    const [sx, sy] = toScreen(state.points[i].x, state.points[i].y);
+    const [sx, sy] = toScreen(...placeOf(state.points[i]));
     circles[i].setAttribute('cx', f1(sx));
     circles[i].setAttribute('cy', f1(sy));
   }
@@ -388,28 +469,32 @@ function renderPoints() {
 
 function renderOverlay() {
   const nodes = [];
-  const path = state.layers.interpolate;
+  const path = state.layers.interpolate.map(placeOf).filter(Boolean);
   if (path.length > 1) {
-    nodes.push(svg('polyline', { class: 'path-line', points: path.map((p) => toScreen(p.x, p.y).map(f1).join(',')).join(' ') }));
+    const points = path.map((at) => toScreen(...at).map(f1).join(',')).join(' ');
+    nodes.push(svg('polyline', { class: 'path-line', points }));
   }
   for (const [name, spec] of Object.entries(ACTIONS)) {
-    state.layers[name].forEach((r, i) => nodes.push(marker(spec.marker, r, spec.label(r, i))));
+    state.layers[name].forEach((r, i) => nodes.push(...marker(spec.marker, r, spec.label(r, i))));
   }
-  const chosen = state.selected;
-  if (chosen && chosen.x !== undefined) { // a result, not a neighbour (which has no place on the map)
-    const [sx, sy] = toScreen(chosen.x, chosen.y);
+  const at = state.selected && placeOf(state.selected);
+  if (at) {
+    const [sx, sy] = toScreen(...at);
     nodes.push(svg('circle', { class: 'selected-ring', cx: f1(sx), cy: f1(sy), r: 11 }));
   }
   $('overlay').replaceChildren(...nodes);
 }
 
+// A result's marker, in a list of one, or none while it has no place on the layout shown
 function marker(kind, p, label) {
-  const [sx, sy] = toScreen(p.x, p.y);
+  const at = placeOf(p);
+  if (!at) return [];
+  const [sx, sy] = toScreen(...at);
   const g = svg('g', { class: `marker ${kind}`, transform: `translate(${f1(sx)},${f1(sy)})`, 'data-text': p.text });
   g.append(svg('title', {}, p.text), svg('path', { d: SHAPES[kind] }));
   if (label) g.append(svg('text', kind === 'step' ? { class: 'step-number', y: 3.5 } : { class: 'label', x: 10, y: 4 }, label));
   state.items.set(g, p);
-  return g;
+  return [g];
 }
 
 // ---- map interaction -----------------------------------------------------------------------------
@@ -467,6 +552,7 @@ function onUp() {
   if (!d || d.moved) return;
   const hit = hitOf(d.target);
   if (hit) return select(hit);
+  if (state.layout !== 'axes') return; // a point of the neighbour layout has no code to decode
   const [x, y] = toData(d.x, d.y);
   perform('decode', { x: Number(x.toFixed(4)), y: Number(y.toFixed(4)) });
 }
@@ -495,6 +581,9 @@ function bindControls() {
   for (const [button, input] of USES) $(button).addEventListener('click', () => useSelected(input));
   $('tune').addEventListener('change', fillForms);
   $('strategy').addEventListener('change', updateStrategyUI);
+  $('layout').addEventListener('change', showLayout);
+  $('colour').addEventListener('change', colourPoints);
+  $('word').addEventListener('input', colourPoints);
   $('clear-decoded').addEventListener('click', () => {
     state.layers.decode = [];
     $('decoded-list').replaceChildren();
@@ -522,6 +611,7 @@ async function init() {
     bindControls();
     bindMap();
     updateStrategyUI();
+    showLayout();
     await Promise.all([loadSchema(), loadHealth(), loadMap(), loadTunes()]);
     await applyHash();
   } catch (e) {
