@@ -43,7 +43,7 @@ def test_the_neighbour_layout_keeps_clusters_together_where_the_principal_axes_c
     codes = (centres.repeat_interleave(20, dim=0) + torch.randn(80, 16, generator=generator)).float()
     layout = neighbour_layout(codes, seed=0)
     assert layout.shape == (80, 2) and torch.equal(layout, neighbour_layout(codes, seed=0))  # same seed, same map
-    kept = maps.measure(codes, layout)
+    kept = maps.Landscape([str(i) for i in range(80)], None, codes, layout, "prior").kept
     assert kept["neighbours"] > kept["axes"] and kept["neighbours"] > 0.3
 
 

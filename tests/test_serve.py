@@ -20,7 +20,7 @@ from vaegen.core import checkpoint
 from vaegen.core.config import SAMPLING_TEMPERATURE, SAMPLING_TOP_P
 from vaegen.core.errors import VaegenError
 from vaegen.generate.decoding import GREEDY, Strategy
-from vaegen.generate.landscape import build
+from vaegen.generate.landscape import build, fingerprint
 from vaegen.serve import landscape as maps
 from vaegen.serve import schemas
 from vaegen.serve.app import create_app
@@ -117,14 +117,14 @@ def test_the_page_and_every_answer_carry_the_security_headers(client: TestClient
 
 def test_the_map_is_cached_by_model_and_corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VAEGEN_CACHE_DIR", str(tmp_path))
-    model = vaegen.load(checkpoint.BUNDLED, "cpu")
+    model, digest = vaegen.load(checkpoint.BUNDLED, "cpu"), fingerprint(checkpoint.BUNDLED)
     corpus = tmp_path / "lines.txt"
     corpus.write_text("明月几时有，把酒问青天。\n杨柳岸、晓风残月。\n寻寻觅觅，冷冷清清，凄凄惨惨戚戚。\n", encoding="utf-8")
-    first, was_cached = maps.cached_map(model, checkpoint.BUNDLED, corpus, 100)
-    again, now_cached = maps.cached_map(model, checkpoint.BUNDLED, corpus, 100)
+    first, was_cached = maps.cached_map(model, digest, corpus, 100)
+    again, now_cached = maps.cached_map(model, digest, corpus, 100)
     assert not was_cached and now_cached and again.texts == first.texts and torch.equal(again.codes, first.codes)
     corpus.write_text("明月几时有，把酒问青天。\n杨柳岸、晓风残月。\n", encoding="utf-8")
-    assert not maps.cached_map(model, checkpoint.BUNDLED, corpus, 100)[1]  # another corpus: another map
+    assert not maps.cached_map(model, digest, corpus, 100)[1]  # another corpus: another map
     points = first.points()
     assert torch.allclose(first.project(first.lift(points)), points, atol=1e-5)  # a map point lifts and falls back
 

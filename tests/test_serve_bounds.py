@@ -38,7 +38,7 @@ def service() -> Service:
     """The shipped model of whole ci over a small map of random codes (no decoding to build it)."""
     model = vaegen.load(checkpoint.BUNDLED_TUNES, "cpu")
     codes = torch.randn(12, model.latent_dim, generator=torch.Generator().manual_seed(0))
-    landscape = Landscape([str(i) for i in range(12)], None, codes, codes[:, :2], {"neighbours": 0.0, "axes": 0.0}, "prior")
+    landscape = Landscape([str(i) for i in range(12)], None, codes, codes[:, :2], "prior")
     return Service(model, ServedMap.ready(landscape), "ci")
 
 

@@ -38,8 +38,8 @@ from vaegen.core.errors import VaegenError
 from vaegen.core.model import Posterior
 from vaegen.generate import latent
 from vaegen.generate.decoding import DECODE_BATCH, GREEDY, SAMPLING, Decoded, Strategy, generate, prefix_log_likelihood
+from vaegen.songci import forms as form_text
 from vaegen.songci.clause_grammar import ClauseGrammar
-from vaegen.songci.forms import SLOT
 from vaegen.songci.tune_book import FormChoice, FormDefault, TuneBook, TuneNames
 
 
@@ -247,8 +247,8 @@ class SentenceGenerator:
 
 
 def _check_form_length(form: str, max_length: int, what: str) -> None:
-    """Refuse a form of more than `max_length` steps (`forms.slots`, counted without spelling them out)."""
-    steps = sum(int(length) + 1 for length, _ in SLOT.findall(form))
+    """Refuse a form of more than `max_length` steps."""
+    steps = form_text.length(form)
     if steps > max_length:
         shown = form if len(form) <= 24 else form[:24] + "…"
         raise VaegenError(f"{what} {shown} is {steps:,} characters and marks long, over the maximum length of "

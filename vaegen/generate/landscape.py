@@ -45,15 +45,17 @@ class Landscape:
     tunes: list[str] | None  # each sentence's tune: a corpus of 'tune<TAB>text' lines, or samples of a model of tunes
     codes: torch.Tensor  # (N, L) the sentences' codes
     layout: torch.Tensor  # (N, 2) their places by neighbours
-    kept: dict[str, float]  # neighbour preservation on each layout: "neighbours" and "axes"
     source: str  # "corpus" or "prior"
     checkpoint: str = ""  # the fingerprint of the checkpoint whose codes these are ("": unknown)
     mean: torch.Tensor = field(init=False)  # (L,)
     axes: torch.Tensor = field(init=False)  # (2, L) orthonormal: the codes' first two principal directions
     explained: list[float] = field(init=False)  # the share of the codes' variance along each axis
+    kept: dict[str, float] = field(init=False)  # neighbour preservation on each layout: "neighbours" and "axes"
 
     def __post_init__(self) -> None:
         self.mean, self.axes, self.explained = principal_axes(self.codes)
+        self.kept = {"neighbours": neighbour_preservation(self.codes, self.layout),
+                     "axes": neighbour_preservation(self.codes, self.points())}
 
     def project(self, z: torch.Tensor) -> torch.Tensor:
         """Codes (N, L) -> points (N, 2) on the principal axes."""
@@ -130,13 +132,6 @@ def of_prior(model: SentenceGenerator, limit: int, seed: int, progress: Progress
     return Sentences([g.text for g in drawn], tunes, torch.tensor([g.z for g in drawn]))
 
 
-def measure(codes: torch.Tensor, layout: torch.Tensor) -> dict[str, float]:
-    """Neighbour preservation on each layout of a map: by neighbours, and on the principal axes."""
-    mean, axes, _ = principal_axes(codes)
-    return {"neighbours": neighbour_preservation(codes, layout),
-            "axes": neighbour_preservation(codes, (codes - mean) @ axes.T)}
-
-
 def build(model: SentenceGenerator, corpus: Path | None, limit: int, *, checkpoint: str = "", seed: int = 0,
           progress: Progress = quiet) -> Landscape:
     """The map of up to `limit` of a corpus's sentences, or of `limit` samples from the prior, laid out;
@@ -148,8 +143,7 @@ def build(model: SentenceGenerator, corpus: Path | None, limit: int, *, checkpoi
     codes = drawn.codes.half().float()  # as the file keeps them, so that a map read back is the map built
     progress("laying out", len(codes), len(codes))
     layout = neighbour_layout(codes, seed)
-    return Landscape(drawn.texts, drawn.tunes, codes, layout, measure(codes, layout),
-                     "prior" if corpus is None else "corpus", checkpoint)
+    return Landscape(drawn.texts, drawn.tunes, codes, layout, "prior" if corpus is None else "corpus", checkpoint)
 
 
 def read(path: Path) -> Landscape | None:
@@ -159,13 +153,14 @@ def read(path: Path) -> Landscape | None:
         if stored.get("format") != FORMAT:
             return None
         return Landscape(stored["texts"], stored["tunes"], stored["codes"].float(), stored["layout"].float(),
-                         stored["kept"], stored["source"], stored["checkpoint"])
+                         stored["source"], stored["checkpoint"])
     except Exception:  # noqa: BLE001 -- a damaged or foreign file is not a map: the caller builds one or says so
         return None
 
 
 def write(handle: BinaryIO, landscape: Landscape) -> None:
-    """A map as its file keeps it: codes in float16 (a few hundred KB for a thousand sentences)."""
+    """A map as its file keeps it: codes in float16 (a few hundred KB for a thousand sentences); what is derived
+    from them (principal axes, neighbours kept) is derived again when it is read."""
     torch.save({"format": FORMAT, "texts": landscape.texts, "tunes": landscape.tunes,
-                "codes": landscape.codes.half(), "layout": landscape.layout, "kept": landscape.kept,
-                "source": landscape.source, "checkpoint": landscape.checkpoint}, handle)
+                "codes": landscape.codes.half(), "layout": landscape.layout, "source": landscape.source,
+                "checkpoint": landscape.checkpoint}, handle)

@@ -42,10 +42,10 @@ def cache_path(checkpoint: str, corpus: Path | None, limit: int, seed: int) -> P
     return cache_dir() / f"map-{cache_key(CACHE_VERSION, str(limit), str(seed), checkpoint, drawn_from)}.pt"
 
 
-def cached_map(model: SentenceGenerator, checkpoint: Path, corpus: Path | None, limit: int, seed: int = 0,
+def cached_map(model: SentenceGenerator, digest: str, corpus: Path | None, limit: int, seed: int = 0,
                progress: Progress = quiet) -> tuple[Landscape, bool]:
-    """The map, read from the cache when this checkpoint, corpus and settings made one before; (map, cached)."""
-    digest = fingerprint(checkpoint)
+    """The map, read from the cache when this checkpoint (`digest`, its fingerprint), corpus and settings made one
+    before; (map, cached)."""
     return cached(cache_path(digest, corpus, limit, seed), read,
                   lambda: build(model, corpus, limit, checkpoint=digest, seed=seed, progress=progress), write)
 
@@ -151,4 +151,4 @@ def served_map(model: SentenceGenerator, checkpoint: Path, settings: Settings,
     note(f"map: building it from {total:,} {'corpus' if corpus is not None else 'prior'} sentences in the background; "
          "the page shows its progress")
     return ServedMap("corpus" if corpus is not None else "prior", total, None,
-                     lambda report: cached_map(model, checkpoint, corpus, limit, progress=report)[0], note)
+                     lambda report: cached_map(model, digest, corpus, limit, progress=report)[0], note)

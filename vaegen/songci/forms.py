@@ -28,6 +28,12 @@ def slots(form: str) -> list[str | None]:
     return [slot for length, mark in SLOT.findall(form) for slot in [None] * int(length) + [mark]]
 
 
+def length(form: str) -> int:
+    """How many steps a decoding in `form` takes (len(slots(form))), counted without spelling them out: a form
+    of a billion characters costs nothing to refuse."""
+    return sum(int(count) + 1 for count, _ in SLOT.findall(form))
+
+
 def rhyme_steps(form: str) -> list[int]:
     """The steps (positions in `slots(form)`) of the last character of each sentence (a clause closed by
     。, ？ or ！): where a ci rhymes."""
